@@ -1,0 +1,194 @@
+// Package pgserver starts a private, throwaway PostgreSQL cluster from the server
+// binaries installed on the machine. The test harness uses it when no server is
+// reachable, and `make run` uses it for the example app's demo database.
+package pgserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ErrNoBinaries means no initdb/pg_ctl was found on PATH or under /usr/lib/postgresql.
+var ErrNoBinaries = errors.New("pgserver: PostgreSQL server binaries (initdb, pg_ctl) not found")
+
+// InstallHint says how to get the server binaries; callers print it next to ErrNoBinaries.
+const InstallHint = "install PostgreSQL (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql) " +
+	"or set DATABASE_URL to a server you can use"
+
+// Server is a running cluster owned by this process.
+type Server struct {
+	// URL connects as the superuser "postgres" to database "postgres" over TCP.
+	URL string
+	// Dir is the data directory; the Unix socket lives there too.
+	Dir string
+	// Port is the TCP port on 127.0.0.1.
+	Port int
+
+	bin  string
+	cred *syscall.Credential
+	temp bool
+}
+
+// Options configures Start. The zero value makes a temporary cluster that Stop removes.
+type Options struct {
+	// Dir is the data directory. Empty: a new temporary directory, removed by Stop.
+	// A directory that already holds a cluster is reused (its data kept).
+	Dir string
+	// Port on 127.0.0.1; 0 picks a free one.
+	Port int
+}
+
+// FindBinaries returns the directory holding initdb and pg_ctl: PATH first, then the
+// newest /usr/lib/postgresql/*/bin (Debian keeps the server binaries off PATH).
+func FindBinaries() (string, error) {
+	if p, err := exec.LookPath("pg_ctl"); err == nil {
+		dir := filepath.Dir(p)
+		if _, err := os.Stat(filepath.Join(dir, "initdb")); err == nil {
+			return dir, nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, nil
+		}
+	}
+	return "", ErrNoBinaries
+}
+
+func versionOf(binDir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return n
+}
+
+// Start initialises (when needed) and starts a cluster, waiting until it accepts
+// connections. initdb refuses to run as root, so as root the cluster runs as the
+// "postgres" OS user.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	bin, err := FindBinaries()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{bin: bin, Dir: opts.Dir, Port: opts.Port}
+	if os.Geteuid() == 0 {
+		if s.cred, err = postgresCredential(); err != nil {
+			return nil, err
+		}
+	}
+	if s.Dir == "" {
+		if s.Dir, err = os.MkdirTemp("", "tenant-pg-"); err != nil {
+			return nil, fmt.Errorf("pgserver: %w", err)
+		}
+		s.temp = true
+	} else if s.Dir, err = filepath.Abs(s.Dir); err != nil {
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	if err := s.prepareDir(); err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	if s.Port == 0 {
+		if s.Port, err = freePort(); err != nil {
+			s.cleanup()
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir, "PG_VERSION")); err != nil {
+		if err := s.run(ctx, "initdb", "-D", s.Dir, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+			"--locale=C", "--no-sync"); err != nil {
+			s.cleanup()
+			return nil, err
+		}
+	}
+	// Durability is not wanted here: fsync off makes tests and the demo fast.
+	o := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+		s.Port, s.Dir)
+	if err := s.run(ctx, "pg_ctl", "-D", s.Dir, "-l", filepath.Join(s.Dir, "server.log"), "-o", o, "-w", "-t", "60", "start"); err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	s.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.Port)
+	return s, nil
+}
+
+// Stop shuts the cluster down (fast mode) and removes a temporary data directory.
+func (s *Server) Stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := s.run(ctx, "pg_ctl", "-D", s.Dir, "-m", "fast", "-w", "stop")
+	s.cleanup()
+	return err
+}
+
+func (s *Server) cleanup() {
+	if s.temp {
+		_ = os.RemoveAll(s.Dir)
+	}
+}
+
+func (s *Server) prepareDir() error {
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	if s.cred == nil {
+		return nil
+	}
+	if err := os.Chown(s.Dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+		return fmt.Errorf("pgserver: chown data directory: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) run(ctx context.Context, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, name), args...)
+	cmd.Dir = s.Dir // the postgres user may not be allowed into our working directory
+	if s.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("pgserver: %s: %w: %s", name, err, strings.TrimSpace(lastLines(out.String(), 8)))
+	}
+	return nil
+}
+
+func postgresCredential() (*syscall.Credential, error) {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("pgserver: running as root needs a \"postgres\" OS user for initdb: %w", err)
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pgserver: pick a port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

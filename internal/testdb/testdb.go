@@ -1,0 +1,213 @@
+// Package testdb gives every test package its own fresh PostgreSQL database.
+//
+// The server is, in order: DATABASE_URL; the local server at 127.0.0.1:5432 as user
+// postgres; a throwaway cluster started from the installed PostgreSQL binaries. When
+// none can be had the tests fail with a message saying how to get one: they never skip.
+//
+//	func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+//	func TestX(t *testing.T) { pool := testdb.Pool(t); ... }
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tenantkit/tenant/internal/pgserver"
+)
+
+// localURL is the server the developers' machines and CI run.
+const localURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// ChildEnv names the variable through which a test re-executing its own binary hands
+// the package database to the child, so the child uses it instead of making another.
+const ChildEnv = "TENANT_TESTDB_PACKAGE_URL"
+
+var (
+	adminURL string // the server, database postgres (or DATABASE_URL's database)
+	dbURL    string // this package's database
+)
+
+// Main runs the package's tests against a database created for them and dropped
+// afterwards. It returns the exit code for os.Exit.
+func Main(m *testing.M) int {
+	if u := os.Getenv(ChildEnv); u != "" {
+		dbURL = u
+		return m.Run()
+	}
+	ctx := context.Background()
+	admin, stop, err := server(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testdb: no PostgreSQL for the tests: %v\n"+
+			"testdb: start the local server (pg_ctlcluster 15 main start), set DATABASE_URL, or %s\n", err, pgserver.InstallHint)
+		return 1
+	}
+	defer stop()
+	adminURL = admin
+	name := "tenant_test_" + packageName() + "_" + randomHex(4)
+	if err := exec(ctx, adminURL, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		fmt.Fprintf(os.Stderr, "testdb: create database %s: %v\n", name, err)
+		return 1
+	}
+	dbURL = withDatabase(adminURL, name)
+	code := m.Run()
+	if err := dropDatabase(ctx, name); err != nil {
+		fmt.Fprintf(os.Stderr, "testdb: drop database %s: %v\n", name, err)
+	}
+	return code
+}
+
+// URL is the connection string of this package's database.
+func URL(t testing.TB) string {
+	t.Helper()
+	if dbURL == "" {
+		t.Fatal("testdb: call testdb.Main from TestMain")
+	}
+	return dbURL
+}
+
+// DatabaseURL is URL for Example functions, which have no testing.TB. It panics
+// outside a package whose TestMain calls Main.
+func DatabaseURL() string {
+	if dbURL == "" {
+		panic("testdb: call testdb.Main from TestMain")
+	}
+	return dbURL
+}
+
+// Pool opens a pool on this package's database, closed when the test ends.
+func Pool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	return PoolFor(t, URL(t))
+}
+
+// PoolFor opens a pool on the given connection string, closed when the test ends.
+func PoolFor(t testing.TB, connString string) *pgxpool.Pool {
+	t.Helper()
+	p, err := pgxpool.New(context.Background(), connString)
+	if err != nil {
+		t.Fatalf("testdb: pool: %v", err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// NewDatabase creates one more fresh database for a test that needs a pristine one
+// (no extensions, other owner) and drops it when the test ends.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	if adminURL == "" {
+		t.Fatal("testdb: NewDatabase is not available in a re-executed child")
+	}
+	name := "tenant_test_" + packageName() + "_" + randomHex(4)
+	if err := exec(context.Background(), adminURL, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatalf("testdb: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := dropDatabase(context.Background(), name); err != nil {
+			t.Errorf("testdb: drop database %s: %v", name, err)
+		}
+	})
+	return withDatabase(adminURL, name)
+}
+
+// Role creates a LOGIN role with no privileges beyond the defaults (dropped, with what
+// it owns in connString's database, when the test ends) and returns connString rewritten
+// to log in as it. It returns the role's name too, for GRANTs.
+func Role(t testing.TB, connString string) (string, string) {
+	t.Helper()
+	name := "tenant_test_role_" + randomHex(4)
+	password := randomHex(8)
+	ctx := context.Background()
+	if err := exec(ctx, connString, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", pgx.Identifier{name}.Sanitize(), password)); err != nil {
+		t.Fatalf("testdb: create role: %v", err)
+	}
+	t.Cleanup(func() {
+		q := fmt.Sprintf("DROP OWNED BY %[1]s CASCADE; DROP ROLE %[1]s", pgx.Identifier{name}.Sanitize())
+		if err := exec(ctx, connString, q); err != nil {
+			t.Errorf("testdb: drop role: %v", err)
+		}
+	})
+	u, err := url.Parse(connString)
+	if err != nil {
+		t.Fatalf("testdb: %v", err)
+	}
+	u.User = url.UserPassword(name, password)
+	return u.String(), name
+}
+
+func server(ctx context.Context) (admin string, stop func(), err error) {
+	if u := os.Getenv("DATABASE_URL"); u != "" {
+		return u, func() {}, ping(ctx, u)
+	}
+	if ping(ctx, localURL) == nil {
+		return localURL, func() {}, nil
+	}
+	srv, err := pgserver.Start(ctx, pgserver.Options{})
+	if err != nil {
+		return "", nil, fmt.Errorf("nothing at 127.0.0.1:5432, and a throwaway cluster did not start: %w", err)
+	}
+	return srv.URL, func() { _ = srv.Stop() }, nil
+}
+
+func ping(ctx context.Context, connString string) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, connString)
+	if err != nil {
+		return err
+	}
+	return c.Close(ctx)
+}
+
+func exec(ctx context.Context, connString, sql string) error {
+	c, err := pgx.Connect(ctx, connString)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	_, err = c.Exec(ctx, sql)
+	return err
+}
+
+func dropDatabase(ctx context.Context, name string) error {
+	return exec(ctx, adminURL, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+}
+
+// withDatabase swaps the database of a connection string (URL or keyword/value form).
+func withDatabase(connString, db string) string {
+	if u, err := url.Parse(connString); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		u.Path = "/" + db
+		return u.String()
+	}
+	return connString + " dbname=" + db
+}
+
+var nonWord = regexp.MustCompile(`[^a-z0-9]+`)
+
+// packageName derives a readable database name part from the test binary ("schema.test").
+func packageName() string {
+	base := strings.TrimSuffix(strings.ToLower(filepath.Base(os.Args[0])), ".test")
+	base = nonWord.ReplaceAllString(base, "_")
+	if len(base) > 20 {
+		base = base[:20]
+	}
+	return base
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,115 @@
+package schema_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantkit/tenant/internal/testdb"
+	"github.com/tenantkit/tenant/schema"
+)
+
+func extensionsIn(t *testing.T, db schema.DB) []string {
+	t.Helper()
+	rows, err := db.Query(context.Background(), `SELECT extname::text FROM pg_extension
+		WHERE extnamespace = 'extensions'::regnamespace ORDER BY 1`)
+	require.NoError(t, err)
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return names
+}
+
+func TestExtensionsProvisionedOnce(t *testing.T) {
+	ctx := context.Background()
+	url := testdb.NewDatabase(t)
+	pool := testdb.PoolFor(t, url)
+	p := newProvisioner(t, pool, schema.Config{Migrations: fstestEmpty()})
+	require.NoError(t, p.EnsureExtensions(ctx))
+	assert.Equal(t, []string{"btree_gist", "hstore", "intarray", "unaccent"}, extensionsIn(t, pool))
+
+	// Once done, a Provisioner does not ask again.
+	once := testdb.PoolFor(t, url)
+	p2 := newProvisioner(t, once, schema.Config{})
+	require.NoError(t, p2.EnsureExtensions(ctx))
+	once.Close()
+	assert.NoError(t, p2.EnsureExtensions(ctx))
+
+	// Tenant SQL finds them through search_path, with public absent from it.
+	require.NoError(t, p.Ensure(ctx, "acme"))
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", schema.SearchPath("acme"))
+	require.NoError(t, err)
+	var s string
+	require.NoError(t, tx.QueryRow(ctx, "SELECT unaccent('Zürich') || (hstore('a', 'b') -> 'a')").Scan(&s))
+	assert.Equal(t, "Zurichb", s)
+}
+
+// fstestEmpty is a migration set with no files.
+func fstestEmpty() fstest.MapFS { return fstest.MapFS{} }
+
+func TestExtensionsConfigurable(t *testing.T) {
+	ctx := context.Background()
+	pool := testdb.PoolFor(t, testdb.NewDatabase(t))
+	p := newProvisioner(t, pool, schema.Config{Extensions: []string{"hstore"}})
+	require.NoError(t, p.EnsureExtensions(ctx))
+	assert.Equal(t, []string{"hstore"}, extensionsIn(t, pool))
+
+	none := newProvisioner(t, pool, schema.Config{Extensions: []string{}, Migrations: fstestEmpty()})
+	require.NoError(t, none.Ensure(ctx, "plain"))
+
+	_, err := schema.NewProvisioner(pool, schema.Config{Extensions: []string{`hstore"; DROP`}})
+	assert.ErrorIs(t, err, schema.ErrExtensionName)
+}
+
+// A role that may not create the extensions gets the SQL a superuser must run; once a
+// superuser ran exactly that, the same role provisions tenants without DDL rights on
+// extensions.
+func TestExtensionsNeedSuperuserHint(t *testing.T) {
+	ctx := context.Background()
+	adminURL := testdb.NewDatabase(t)
+	admin := testdb.PoolFor(t, adminURL)
+	roleURL, role := testdb.Role(t, adminURL)
+	limited := testdb.PoolFor(t, roleURL)
+
+	p := newProvisioner(t, limited, schema.Config{Migrations: fstestEmpty()})
+	err := p.Ensure(ctx, "acme")
+	require.ErrorIs(t, err, schema.ErrExtensions)
+	msg := err.Error()
+	assert.Contains(t, msg, `CREATE EXTENSION IF NOT EXISTS "hstore" SCHEMA extensions;`)
+	_, sql, ok := strings.Cut(msg, "a superuser must run: ")
+	require.True(t, ok, msg)
+
+	_, err = admin.Exec(ctx, sql)
+	require.NoError(t, err, "the hint is runnable SQL")
+	_, err = admin.Exec(ctx, "GRANT CREATE ON DATABASE "+pgx.Identifier{dbName(t, adminURL)}.Sanitize()+" TO "+pgx.Identifier{role}.Sanitize())
+	require.NoError(t, err)
+
+	require.NoError(t, p.Ensure(ctx, "acme"))
+	ok2, err := p.Exists(ctx, "acme")
+	require.NoError(t, err)
+	assert.True(t, ok2)
+}
+
+func TestExtensionInWrongSchema(t *testing.T) {
+	ctx := context.Background()
+	pool := testdb.PoolFor(t, testdb.NewDatabase(t))
+	_, err := pool.Exec(ctx, "CREATE EXTENSION hstore SCHEMA public")
+	require.NoError(t, err)
+	p := newProvisioner(t, pool, schema.Config{})
+	err = p.EnsureExtensions(ctx)
+	require.ErrorIs(t, err, schema.ErrExtensions)
+	assert.Contains(t, err.Error(), `ALTER EXTENSION "hstore" SET SCHEMA extensions`)
+}
+
+func dbName(t *testing.T, connString string) string {
+	cfg, err := pgx.ParseConfig(connString)
+	require.NoError(t, err)
+	return cfg.Database
+}
