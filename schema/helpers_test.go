@@ -28,7 +28,7 @@ INSERT INTO public.migration_log VALUES (current_schema(), 2);`)},
 }
 
 // setup returns a pool on the package database with public.migration_log in place.
-func setup(t *testing.T) *pgxpool.Pool {
+func setup(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	pool := testdb.Pool(t)
 	_, err := pool.Exec(context.Background(), `SELECT pg_advisory_xact_lock(42);
@@ -37,7 +37,7 @@ func setup(t *testing.T) *pgxpool.Pool {
 	return pool
 }
 
-func newProvisioner(t *testing.T, db schema.DB, cfg schema.Config) *schema.Provisioner {
+func newProvisioner(t testing.TB, db schema.DB, cfg schema.Config) *schema.Provisioner {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))

@@ -57,7 +57,7 @@ type Validator struct {
 func Validate(name string) error { return Validator{}.Validate(name) }
 
 // Valid is Validate(name) == nil.
-func Valid(name string) bool { return Validate(name) == nil }
+func Valid(name string) bool { return Validator{}.Valid(name) }
 
 // Validate returns nil for a name matching ^[a-z0-9_-]+$ that is at most 63 bytes, does
 // not start with a digit or "pg_", contains no "--", does not end with a newline and is

@@ -24,8 +24,7 @@ import (
 var ErrNoBinaries = errors.New("pgserver: PostgreSQL server binaries (initdb, pg_ctl) not found")
 
 // InstallHint says how to get the server binaries; callers print it next to ErrNoBinaries.
-const InstallHint = "install PostgreSQL (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql) " +
-	"or set DATABASE_URL to a server you can use"
+const InstallHint = "install the PostgreSQL server (Debian/Ubuntu: sudo apt-get install postgresql; macOS: brew install postgresql)"
 
 // Server is a running cluster owned by this process.
 type Server struct {

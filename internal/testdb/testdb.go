@@ -50,7 +50,7 @@ func Main(m *testing.M) int {
 	admin, stop, err := server(ctx)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "testdb: no PostgreSQL for the tests: %v\n"+
-			"testdb: start the local server (pg_ctlcluster 15 main start), set DATABASE_URL, or %s\n", err, pgserver.InstallHint)
+			"testdb: set DATABASE_URL to a server you can reach, start the local one (pg_ctlcluster 15 main start), or %s\n", err, pgserver.InstallHint)
 		return 1
 	}
 	defer stop()

@@ -1,0 +1,33 @@
+# tenant: make test (what CI runs), make lint, make bench, make run.
+GO        ?= go
+FUZZTIME  ?= 10s
+BENCHTIME ?= 1s
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: test fmt-check vet fuzz lint bench run
+
+# gofmt, go vet, every test under the race detector against PostgreSQL (DATABASE_URL,
+# else the local server, else a throwaway cluster the tests start), then a short fuzz.
+test: fmt-check vet
+	$(GO) test -race -count=1 ./...
+	$(MAKE) fuzz
+
+fmt-check:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzValidate -fuzztime=$(FUZZTIME) ./schema
+
+lint: fmt-check vet
+	$(GO) run $(STATICCHECK) ./...
+
+# Benchmarks report ratios against a baseline measured in the same run; see BENCHMARKS.md.
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+
+run:
+	@echo "make run: the example app is not built yet (see README, Status)." >&2
+	@exit 2

@@ -1,0 +1,66 @@
+package schema_test
+
+import (
+	"context"
+	"regexp"
+	"testing"
+
+	"github.com/tenantkit/tenant/schema"
+)
+
+// BenchmarkAdmit compares what it costs to admit a known tenant: Ensure from the
+// Provisioner's cache, Exists (one catalog query), and CreateIfNotExists (the
+// uncached path: a transaction with the advisory lock and the version check). The
+// baseline is Exists, the query a cache-less library pays per request.
+func BenchmarkAdmit(b *testing.B) {
+	ctx := context.Background()
+	pool := setup(b)
+	p := newProvisioner(b, pool, schema.Config{})
+	const name = "bench_admit"
+	if err := p.Ensure(ctx, name); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = p.Drop(ctx, name) }()
+	b.Run("Ensure/cached", func(b *testing.B) {
+		for b.Loop() {
+			if err := p.Ensure(ctx, name); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Exists/baseline", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := p.Exists(ctx, name); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("CreateIfNotExists/uncached", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := p.CreateIfNotExists(ctx, name); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkValidate compares Validate with the one-regexp check other libraries use
+// (which misses the length, prefix, reserved and trailing-newline rules).
+func BenchmarkValidate(b *testing.B) {
+	names := []string{"acme", "municipalities-new_york", "Robert'); DROP TABLE students;--", "pg_catalog"}
+	re := regexp.MustCompile(`^[a-z0-9_-]+$`)
+	b.Run("Validate", func(b *testing.B) {
+		for b.Loop() {
+			for _, n := range names {
+				_ = schema.Valid(n)
+			}
+		}
+	})
+	b.Run("regexp/baseline", func(b *testing.B) {
+		for b.Loop() {
+			for _, n := range names {
+				_ = re.MatchString(n)
+			}
+		}
+	})
+}
