@@ -1,0 +1,183 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/tenantkit/tenant/middleware"
+	"github.com/tenantkit/tenant/tenantctx"
+)
+
+// Middleware runs each request's tenant lifecycle: resolve, validate, admit, attach a
+// lazy session and the locale, run the handler into a buffer, then commit (status <
+// 400, not RollbackOnly) or roll back, and only then send the response. A
+// serialization failure runs the handler again with its body replayed. It panics if
+// the Manager has no Resolver.
+func Middleware(m *Manager) func(http.Handler) http.Handler {
+	if m.resolver == nil {
+		panic("tenant.Middleware: Config.Resolver is nil")
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			name, r := m.resolver(r)
+			if name == "" {
+				m.fail(w, r, "", fmt.Errorf("%w: no tenant in request", ErrUnknownTenant))
+				return
+			}
+			if err := m.check(r.Context(), name); err != nil {
+				m.fail(w, r, name, err)
+				return
+			}
+			m.serve(w, r, name, next)
+		})
+	}
+}
+
+// serve runs the handler in attempts until one is answered.
+func (m *Manager) serve(w http.ResponseWriter, r *http.Request, name string, next http.Handler) {
+	body, replayable := bufferBody(r, m.maxBody)
+	attempts := m.attempts
+	if !replayable {
+		attempts = 1
+	}
+	for attempt := 1; ; attempt++ {
+		retry := m.serveOnce(w, r, name, next, body, attempt == attempts)
+		if !retry {
+			return
+		}
+		m.log.DebugContext(r.Context(), "tenant: transaction conflict, running the request again",
+			slog.String("tenant", name), slog.Int("attempt", attempt))
+		if !pause(r.Context(), attempt) {
+			return // client gone
+		}
+	}
+}
+
+// serveOnce runs one attempt and reports whether it should run again.
+func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, name string, next http.Handler, body *replayBody, last bool) (retry bool) {
+	sess := m.newSession(name)
+	scope := tenantctx.NewScope(name, sess)
+	ctx := tenantctx.WithLocale(tenantctx.WithScope(r.Context(), scope), m.DefaultLocale())
+	bw := middleware.NewBufferedWriter(w, m.bufferBytes, func(status int) error {
+		commit := status < http.StatusBadRequest && !scope.IsRollbackOnly() && !sess.sawConflict()
+		return sess.finish(ctx, commit)
+	})
+	r2 := r.WithContext(ctx)
+	r2.Body = body.reader()
+
+	finished := false
+	defer func() {
+		if !finished { // the handler panicked: roll back, release, let the panic go on
+			if err := sess.finish(ctx, false); err != nil {
+				m.log.ErrorContext(ctx, "tenant: rollback after panic", slog.String("tenant", name), slog.Any("error", err))
+			}
+		}
+	}()
+	next.ServeHTTP(bw, r2)
+	finished = true
+
+	if bw.Streaming() {
+		_ = sess.finish(ctx, false) // already ended by beforeStream; a no-op that guarantees it
+		if err := bw.Failed(); err != nil {
+			kind := ErrCommitFailed
+			if isRetryable(err) {
+				kind = ErrConflict // too late to run again: the handler already streamed
+			}
+			m.fail(w, r, name, fmt.Errorf("%w: before streaming: %w", kind, err))
+			return false
+		}
+		m.afterCommit(ctx, name, sess, scope)
+		return false
+	}
+	if err := r.Context().Err(); err != nil {
+		if rbErr := sess.finish(ctx, false); rbErr != nil {
+			m.log.WarnContext(ctx, "tenant: rollback of cancelled request", slog.String("tenant", name), slog.Any("error", rbErr))
+		}
+		return false
+	}
+	if err := sess.beginFailed(); err != nil {
+		_ = sess.finish(ctx, false)
+		m.fail(w, r, name, fmt.Errorf("%w: %w", ErrUnavailable, err))
+		return false
+	}
+	if sess.sawConflict() {
+		_ = sess.finish(ctx, false)
+		if !last {
+			return true
+		}
+		m.fail(w, r, name, fmt.Errorf("%w: retries exhausted", ErrConflict))
+		return false
+	}
+	commit := bw.Status() < http.StatusBadRequest && !scope.IsRollbackOnly()
+	if err := sess.finish(ctx, commit); err != nil {
+		switch {
+		case !commit:
+			m.log.WarnContext(ctx, "tenant: rollback failed", slog.String("tenant", name), slog.Any("error", err))
+		case isRetryable(err) && !last:
+			return true
+		case isRetryable(err):
+			m.fail(w, r, name, fmt.Errorf("%w: retries exhausted: %w", ErrConflict, err))
+			return false
+		default:
+			m.fail(w, r, name, fmt.Errorf("%w: %w", ErrCommitFailed, err))
+			return false
+		}
+	}
+	if err := bw.Release(); err != nil {
+		m.log.DebugContext(ctx, "tenant: writing response", slog.String("tenant", name), slog.Any("error", err))
+	}
+	m.afterCommit(ctx, name, sess, scope)
+	return false
+}
+
+// afterCommit runs the scope's after-commit functions if the transaction committed,
+// each guarded so one failing function does not stop the others.
+func (m *Manager) afterCommit(ctx context.Context, name string, sess *session, scope *tenantctx.Scope) {
+	if !sess.didCommit() {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	for _, fn := range scope.AfterCommitFuncs() {
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					m.log.ErrorContext(ctx, "tenant: after-commit function panicked", slog.String("tenant", name), slog.Any("panic", p))
+				}
+			}()
+			fn(ctx)
+		}()
+	}
+}
+
+// fail logs the detail and hands the error to the ErrorHandler.
+func (m *Manager) fail(w http.ResponseWriter, r *http.Request, name string, err error) {
+	level := slog.LevelWarn
+	switch {
+	case errors.Is(err, ErrUnknownTenant):
+		level = slog.LevelDebug // every probe of a random subdomain lands here
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrCommitFailed):
+		level = slog.LevelError
+	}
+	m.log.Log(r.Context(), level, "tenant: request failed", slog.String("tenant", name),
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
+	m.onError(w, r, err)
+}
+
+// pause waits a little, growing with the attempt and jittered, so transactions that
+// collided do not collide again in step. It reports false if ctx ended.
+func pause(ctx context.Context, attempt int) bool {
+	d := time.Duration(attempt) * time.Millisecond
+	t := time.NewTimer(d/2 + rand.N(d))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,182 @@
+package middleware
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+)
+
+// DefaultBufferLimit is the response size kept back before BufferedWriter starts
+// streaming.
+const DefaultBufferLimit = 1 << 20
+
+// ErrStreamFailed is returned by writes after the transaction could not be finished
+// when the response began to stream; the client is answered with an error instead.
+var ErrStreamFailed = errors.New("middleware: response dropped: the transaction did not finish before streaming")
+
+// BufferedWriter keeps a handler's response (status, headers, body) in memory so the
+// transaction can commit, or the handler run again, before the client sees a byte.
+// When the handler flushes, hijacks, or writes more than the limit, BufferedWriter
+// calls beforeStream once (which commits or rolls back) and streams from then on.
+// Unwrap keeps http.ResponseController working.
+type BufferedWriter struct {
+	rw           http.ResponseWriter
+	limit        int
+	beforeStream func(status int) error
+
+	header    http.Header
+	status    int
+	body      bytes.Buffer
+	streaming bool
+	failed    error
+}
+
+// NewBufferedWriter buffers up to limit bytes (DefaultBufferLimit when <= 0) for rw.
+// beforeStream gets the status the handler set (200 if none) and must end the
+// transaction; when it fails, nothing is sent and later writes return ErrStreamFailed.
+func NewBufferedWriter(rw http.ResponseWriter, limit int, beforeStream func(status int) error) *BufferedWriter {
+	if limit <= 0 {
+		limit = DefaultBufferLimit
+	}
+	return &BufferedWriter{rw: rw, limit: limit, beforeStream: beforeStream, header: http.Header{}}
+}
+
+// Header returns the buffered header map (the real one once streaming).
+func (b *BufferedWriter) Header() http.Header {
+	if b.streaming {
+		return b.rw.Header()
+	}
+	return b.header
+}
+
+// WriteHeader records the status. Informational (1xx) statuses other than 101 go out at
+// once, as they carry no data; 101 (switching protocols) starts streaming.
+func (b *BufferedWriter) WriteHeader(code int) {
+	switch {
+	case b.streaming:
+		b.rw.WriteHeader(code)
+	case code == http.StatusSwitchingProtocols:
+		b.status = code
+		_ = b.stream()
+	case code >= 100 && code < 200:
+		copyHeader(b.rw.Header(), b.header)
+		b.rw.WriteHeader(code)
+	case b.status == 0:
+		b.status = code
+	}
+}
+
+// Write buffers p, or streams once the buffer would exceed the limit.
+func (b *BufferedWriter) Write(p []byte) (int, error) {
+	if b.failed != nil {
+		return 0, b.failed
+	}
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	if !b.streaming && b.body.Len()+len(p) > b.limit {
+		if err := b.stream(); err != nil {
+			return 0, err
+		}
+	}
+	if b.streaming {
+		return b.rw.Write(p)
+	}
+	return b.body.Write(p)
+}
+
+// FlushError ends the transaction, sends what is buffered and flushes.
+func (b *BufferedWriter) FlushError() error {
+	if err := b.stream(); err != nil {
+		return err
+	}
+	return http.NewResponseController(b.rw).Flush()
+}
+
+// Flush is FlushError for http.Flusher.
+func (b *BufferedWriter) Flush() { _ = b.FlushError() }
+
+// Hijack ends the transaction and hands over the connection; what was buffered is
+// dropped, as with net/http.
+func (b *BufferedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if err := b.endTx(); err != nil {
+		return nil, nil, err
+	}
+	return http.NewResponseController(b.rw).Hijack()
+}
+
+// Unwrap returns the underlying ResponseWriter, for http.ResponseController.
+func (b *BufferedWriter) Unwrap() http.ResponseWriter { return b.rw }
+
+// Status is the status the handler set, 200 when it set none.
+func (b *BufferedWriter) Status() int {
+	if b.status == 0 {
+		return http.StatusOK
+	}
+	return b.status
+}
+
+// Streaming reports whether the response began to go out (flush, hijack, size).
+func (b *BufferedWriter) Streaming() bool { return b.streaming }
+
+// Failed returns the error of a beforeStream that failed, else nil.
+func (b *BufferedWriter) Failed() error { return b.failed }
+
+// Reset forgets the buffered response so the handler can run again.
+func (b *BufferedWriter) Reset() {
+	b.header = http.Header{}
+	b.status = 0
+	b.body.Reset()
+}
+
+// Release writes the buffered response to the underlying writer. It does nothing once
+// streaming began.
+func (b *BufferedWriter) Release() error {
+	if b.streaming || b.failed != nil {
+		return nil
+	}
+	copyHeader(b.rw.Header(), b.header)
+	b.rw.WriteHeader(b.Status())
+	_, err := b.rw.Write(b.body.Bytes())
+	return err
+}
+
+// endTx calls beforeStream once, on the way to streaming.
+func (b *BufferedWriter) endTx() error {
+	if b.failed != nil {
+		return b.failed
+	}
+	if b.streaming {
+		return nil
+	}
+	b.streaming = true
+	if err := b.beforeStream(b.Status()); err != nil {
+		b.failed = fmt.Errorf("%w: %w", ErrStreamFailed, err)
+		return b.failed
+	}
+	return nil
+}
+
+// stream ends the transaction and sends status, headers and buffered body.
+func (b *BufferedWriter) stream() error {
+	if b.streaming {
+		return b.failed
+	}
+	if err := b.endTx(); err != nil {
+		return err
+	}
+	copyHeader(b.rw.Header(), b.header)
+	b.rw.WriteHeader(b.Status())
+	_, err := b.rw.Write(b.body.Bytes())
+	b.body.Reset()
+	return err
+}
+
+func copyHeader(dst, src http.Header) {
+	for k, v := range src {
+		dst[k] = v
+	}
+}

@@ -1,0 +1,124 @@
+package middleware_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantkit/tenant/middleware"
+)
+
+type finishRecorder struct {
+	calls  int
+	status int
+	err    error
+	rec    *httptest.ResponseRecorder
+	// sentAtFinish records whether anything had reached the client when finish ran.
+	sentAtFinish bool
+}
+
+func (f *finishRecorder) finish(status int) error {
+	f.calls++
+	f.status = status
+	f.sentAtFinish = f.rec.Code != 200 || f.rec.Body.Len() > 0 || len(f.rec.Header()) > 0
+	return f.err
+}
+
+func newBW(limit int) (*middleware.BufferedWriter, *finishRecorder) {
+	f := &finishRecorder{rec: httptest.NewRecorder()}
+	return middleware.NewBufferedWriter(f.rec, limit, f.finish), f
+}
+
+func TestBufferedWriterHoldsResponse(t *testing.T) {
+	bw, f := newBW(0)
+	bw.Header().Set("X-A", "1")
+	bw.WriteHeader(201)
+	bw.WriteHeader(500) // ignored, as net/http does
+	_, _ = io.WriteString(bw, "hello")
+	assert.Equal(t, 201, bw.Status())
+	assert.Zero(t, f.rec.Body.Len(), "nothing reaches the client before Release")
+	assert.Empty(t, f.rec.Header())
+	require.NoError(t, bw.Release())
+	assert.Equal(t, 201, f.rec.Code)
+	assert.Equal(t, "hello", f.rec.Body.String())
+	assert.Equal(t, "1", f.rec.Header().Get("X-A"))
+	assert.Zero(t, f.calls, "no streaming, no early finish")
+}
+
+func TestBufferedWriterResetForRetry(t *testing.T) {
+	bw, f := newBW(0)
+	bw.Header().Set("X-Attempt", "1")
+	bw.WriteHeader(500)
+	_, _ = io.WriteString(bw, "first")
+	bw.Reset()
+	_, _ = io.WriteString(bw, "second")
+	require.NoError(t, bw.Release())
+	assert.Equal(t, 200, f.rec.Code)
+	assert.Equal(t, "second", f.rec.Body.String())
+	assert.Empty(t, f.rec.Header().Get("X-Attempt"))
+}
+
+func TestBufferedWriterStreamsOverLimit(t *testing.T) {
+	bw, f := newBW(10)
+	_, _ = io.WriteString(bw, "12345")
+	assert.Zero(t, f.calls)
+	_, _ = io.WriteString(bw, "678901")
+	assert.Equal(t, 1, f.calls)
+	assert.False(t, f.sentAtFinish, "finish runs before the first byte is sent")
+	assert.True(t, bw.Streaming())
+	_, _ = io.WriteString(bw, "more")
+	assert.Equal(t, "12345678901more", f.rec.Body.String())
+	require.NoError(t, bw.Release(), "a no-op once streaming")
+	assert.Equal(t, "12345678901more", f.rec.Body.String())
+	assert.Equal(t, 1, f.calls)
+}
+
+func TestBufferedWriterFlush(t *testing.T) {
+	bw, f := newBW(0)
+	bw.WriteHeader(202)
+	_, _ = io.WriteString(bw, "a")
+	require.NoError(t, http.NewResponseController(bw).Flush())
+	assert.Equal(t, 1, f.calls)
+	assert.Equal(t, 202, f.status)
+	assert.False(t, f.sentAtFinish)
+	assert.True(t, f.rec.Flushed)
+	assert.Equal(t, "a", f.rec.Body.String())
+	bw.Flush()
+	assert.Equal(t, 1, f.calls, "finish runs once")
+}
+
+func TestBufferedWriterFinishFailure(t *testing.T) {
+	bw, f := newBW(0)
+	f.err = errors.New("commit failed")
+	_, _ = io.WriteString(bw, "a")
+	err := http.NewResponseController(bw).Flush()
+	assert.ErrorIs(t, err, middleware.ErrStreamFailed)
+	_, err = io.WriteString(bw, "b")
+	assert.ErrorIs(t, err, middleware.ErrStreamFailed)
+	assert.Zero(t, f.rec.Body.Len(), "nothing was sent")
+	assert.Error(t, bw.Failed())
+	require.NoError(t, bw.Release())
+	assert.Zero(t, f.rec.Body.Len())
+}
+
+func TestBufferedWriterInformational(t *testing.T) {
+	bw, f := newBW(0)
+	bw.Header().Set("Link", "</style.css>; rel=preload")
+	bw.WriteHeader(http.StatusEarlyHints)
+	assert.Zero(t, f.calls, "1xx carries no data: no commit needed")
+	bw.WriteHeader(200)
+	assert.Equal(t, 200, bw.Status())
+}
+
+func TestBufferedWriterUnwrap(t *testing.T) {
+	bw, f := newBW(0)
+	assert.Same(t, f.rec, bw.Unwrap())
+	_, _, err := http.NewResponseController(bw).Hijack()
+	assert.ErrorIs(t, err, http.ErrNotSupported, "the recorder cannot hijack; the error says so")
+	assert.Equal(t, 1, f.calls, "the transaction ended before the hijack was tried")
+}

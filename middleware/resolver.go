@@ -1,0 +1,177 @@
+package middleware
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// Resolver finds the raw tenant name in a request. It returns "" when the request
+// names no tenant, and the request to hand on (the same one unless the resolver
+// rewrites it, as PathPrefix does). The name is validated afterwards, not here.
+type Resolver func(r *http.Request) (tenant string, next *http.Request)
+
+// Subdomain takes the tenant from the label left of one of the base domains:
+// "acme.example.com" → "acme" for base "example.com". The bare base domain, "www",
+// IP addresses and hosts with several labels left of the base ("a.b.example.com")
+// name no tenant. Hosts are compared lower-case, without port or trailing dot. Base
+// domains must be ASCII (write internationalized ones in punycode); the longest
+// matching base wins. It panics on an empty or non-ASCII base, like regexp.MustCompile.
+func Subdomain(bases ...string) Resolver {
+	if len(bases) == 0 {
+		panic("middleware.Subdomain: no base domain")
+	}
+	norm := make([]string, len(bases))
+	for i, b := range bases {
+		nb := NormalizeHost(b)
+		if nb == "" || !isASCII(nb) {
+			panic("middleware.Subdomain: invalid base domain " + `"` + b + `" (use ASCII / punycode)`)
+		}
+		norm[i] = nb
+	}
+	sort.Slice(norm, func(i, j int) bool { return len(norm[i]) > len(norm[j]) })
+	return func(r *http.Request) (string, *http.Request) {
+		host := NormalizeHost(requestHost(r))
+		for _, base := range norm {
+			if host == base {
+				return "", r
+			}
+			if label, ok := strings.CutSuffix(host, "."+base); ok {
+				if label == "www" || label == "" || strings.Contains(label, ".") {
+					return "", r
+				}
+				return label, r
+			}
+		}
+		return "", r
+	}
+}
+
+// Host takes the whole host, lower-case, without port or trailing dot, as the tenant
+// name (hosts with dots then fail validation: combine with HostMap for real domains).
+// IP addresses name no tenant.
+func Host() Resolver {
+	return func(r *http.Request) (string, *http.Request) {
+		return NormalizeHost(requestHost(r)), r
+	}
+}
+
+// HostMap maps hosts (compared as Host does) to tenant names.
+func HostMap(m map[string]string) Resolver {
+	norm := make(map[string]string, len(m))
+	for h, t := range m {
+		norm[NormalizeHost(h)] = t
+	}
+	return func(r *http.Request) (string, *http.Request) {
+		return norm[NormalizeHost(requestHost(r))], r
+	}
+}
+
+// PathPrefix takes the tenant from the path segment after prefix and strips both, so
+// the router below sees the rest: "/t/acme/documents" → tenant "acme", path
+// "/documents" ("/t/acme" → "/"). prefix "" means the first segment.
+func PathPrefix(prefix string) Resolver {
+	prefix = "/" + strings.Trim(prefix, "/")
+	if prefix == "/" {
+		prefix = ""
+	}
+	return func(r *http.Request) (string, *http.Request) {
+		rest, ok := strings.CutPrefix(r.URL.EscapedPath(), prefix+"/")
+		if !ok {
+			return "", r
+		}
+		segment, tail, _ := strings.Cut(rest, "/")
+		tail = "/" + tail
+		name, err := url.PathUnescape(segment)
+		if err != nil || name == "" {
+			return "", r
+		}
+		path, err := url.PathUnescape(tail)
+		if err != nil {
+			return "", r
+		}
+		r2 := new(http.Request)
+		*r2 = *r
+		r2.URL = new(url.URL)
+		*r2.URL = *r.URL
+		r2.URL.Path = path
+		r2.URL.RawPath = ""
+		if path != tail {
+			r2.URL.RawPath = tail
+		}
+		return name, r2
+	}
+}
+
+// URLParam takes the tenant from a chi URL parameter, e.g. for routes mounted at
+// "/t/{tenant}": use the middleware inside that route so chi has matched it.
+func URLParam(key string) Resolver {
+	return func(r *http.Request) (string, *http.Request) { return chi.URLParam(r, key), r }
+}
+
+// PathValue takes the tenant from a net/http ServeMux wildcard (Go 1.22 patterns such
+// as "/t/{tenant}/").
+func PathValue(key string) Resolver {
+	return func(r *http.Request) (string, *http.Request) { return r.PathValue(key), r }
+}
+
+// Header takes the tenant from a request header, e.g. Header("X-Tenant"). The value is
+// used as sent (trimmed), so "Acme" fails validation rather than becoming "acme".
+func Header(name string) Resolver {
+	return func(r *http.Request) (string, *http.Request) {
+		return strings.TrimSpace(r.Header.Get(name)), r
+	}
+}
+
+// First asks each resolver in turn and returns the first tenant found.
+func First(resolvers ...Resolver) Resolver {
+	return func(r *http.Request) (string, *http.Request) {
+		for _, res := range resolvers {
+			if t, next := res(r); t != "" {
+				return t, next
+			}
+		}
+		return "", r
+	}
+}
+
+// NormalizeHost lower-cases a host and removes its port, IPv6 brackets and trailing
+// dot. IP addresses (v4, v6, with zone), non-numeric ports and hosts with stray colons
+// become "".
+func NormalizeHost(h string) string {
+	h = strings.TrimSpace(h)
+	if host, port, err := net.SplitHostPort(h); err == nil {
+		if strings.Trim(port, "0123456789") != "" {
+			return ""
+		}
+		h = host
+	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+	}
+	h = strings.ToLower(strings.TrimSuffix(h, "."))
+	if _, err := netip.ParseAddr(h); err == nil || strings.ContainsAny(h, ":[]") {
+		return ""
+	}
+	return h
+}
+
+func requestHost(r *http.Request) string {
+	if r.Host != "" {
+		return r.Host
+	}
+	return r.URL.Host
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

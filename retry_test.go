@@ -1,0 +1,156 @@
+package tenant_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantkit/tenant"
+	"github.com/tenantkit/tenant/tenantctx"
+)
+
+// Real server errors with the codes that call for a retry: the first attempt fails,
+// the second runs with a fresh transaction and the same request body.
+func TestRetryOnConflict(t *testing.T) {
+	a := newTenantName("rt")
+	e := newEnv(t, 4, tenant.Config{Resolver: byHeader}, a)
+	for _, tc := range []struct{ code, msg string }{
+		{"40001", "could not serialize access due to concurrent update"},
+		{"40P01", "deadlock detected"},
+		{"0A000", "cached plan must not change result type"},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			var attempts, hooks atomic.Int32
+			var bodies []string
+			h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := attempts.Add(1)
+				b, _ := io.ReadAll(r.Body)
+				bodies = append(bodies, string(b))
+				db := tenantctx.Session(r.Context())
+				_, err := db.Exec(r.Context(), "INSERT INTO items (name) VALUES ($1)", string(b))
+				require.NoError(t, err)
+				tenantctx.AfterCommit(r.Context(), func(context.Context) { hooks.Add(1) })
+				if n == 1 {
+					_, err := db.Exec(r.Context(), raise(tc.code, tc.msg))
+					require.Error(t, err)
+					http.Error(w, "the handler gave up", 500) // ignored: the request runs again
+					return
+				}
+				_, _ = io.WriteString(w, "ok")
+			}))
+			name := newTenantName("body")
+			rec := do(h, "POST", "/", strings.NewReader(name), "X-Tenant", a)
+			assert.Equal(t, 200, rec.Code)
+			assert.Equal(t, "ok", rec.Body.String())
+			assert.Equal(t, int32(2), attempts.Load())
+			assert.Equal(t, []string{name, name}, bodies, "the body is replayed")
+			assert.Equal(t, int32(1), hooks.Load())
+			assert.Equal(t, 1, e.items(t, a, name), "only the second attempt's insert is kept")
+		})
+	}
+}
+
+// Other errors with code 0A000 are not conflicts: the handler's answer stands.
+func TestNoRetryOnOtherErrors(t *testing.T) {
+	a := newTenantName("nr")
+	e := newEnv(t, 4, tenant.Config{Resolver: byHeader}, a)
+	var attempts atomic.Int32
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		attempts.Add(1)
+		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), raise("0A000", "feature not supported"))
+		require.Error(t, err)
+		http.Error(w, "nope", 501)
+	}))
+	rec := do(h, "GET", "/", nil, "X-Tenant", a)
+	assert.Equal(t, 501, rec.Code)
+	assert.Equal(t, int32(1), attempts.Load())
+}
+
+func TestRetriesExhausted(t *testing.T) {
+	a := newTenantName("ex")
+	e := newEnv(t, 4, tenant.Config{Resolver: byHeader, Attempts: 4}, a)
+	var attempts, hooks atomic.Int32
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		attempts.Add(1)
+		tenantctx.AfterCommit(r.Context(), func(context.Context) { hooks.Add(1) })
+		_, _ = tenantctx.Session(r.Context()).Exec(r.Context(), raise("40001", "could not serialize"))
+		_, _ = io.WriteString(w, "swallowed the error and said ok") // a 2xx must not escape
+	}))
+	rec := do(h, "POST", "/", strings.NewReader("x"), "X-Tenant", a)
+	assert.Equal(t, 409, rec.Code)
+	assert.Equal(t, "conflict, please retry\n", rec.Body.String())
+	assert.Equal(t, int32(4), attempts.Load())
+	assert.Zero(t, hooks.Load())
+}
+
+// A body over MaxBodyBytes cannot be replayed: the request runs once.
+func TestLongBodyRunsOnce(t *testing.T) {
+	a := newTenantName("lb")
+	e := newEnv(t, 4, tenant.Config{Resolver: byHeader, MaxBodyBytes: 8}, a)
+	var attempts atomic.Int32
+	var got string
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		attempts.Add(1)
+		b, _ := io.ReadAll(r.Body)
+		got = string(b)
+		_, _ = tenantctx.Session(r.Context()).Exec(r.Context(), raise("40001", "could not serialize"))
+	}))
+	rec := do(h, "POST", "/", strings.NewReader("a body of more than eight bytes"), "X-Tenant", a)
+	assert.Equal(t, 409, rec.Code)
+	assert.Equal(t, int32(1), attempts.Load())
+	assert.Equal(t, "a body of more than eight bytes", got, "the handler still reads the whole body")
+}
+
+// Many concurrent read-modify-write increments of one counter under SERIALIZABLE:
+// the counter ends equal to the number of 2xx answers (every 2xx committed, nothing
+// else did).
+func TestConcurrentIncrementsSerializable(t *testing.T) {
+	a := newTenantName("ctr")
+	e := newEnv(t, 8, tenant.Config{Resolver: byHeader}, a)
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		db := tenantctx.Session(r.Context())
+		var v int
+		if err := db.QueryRow(r.Context(), "SELECT value FROM counter WHERE id = 1").Scan(&v); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		if _, err := db.Exec(r.Context(), "UPDATE counter SET value = $1 WHERE id = 1", v+1); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]int{"value": v + 1})
+	}))
+	const workers, each = 8, 25
+	var ok, conflict, other atomic.Int32
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				switch rec := do(h, "POST", "/counter", nil, "X-Tenant", a); rec.Code {
+				case 200:
+					ok.Add(1)
+				case 409:
+					conflict.Add(1)
+				default:
+					other.Add(1)
+					t.Errorf("unexpected %d: %s", rec.Code, rec.Body.String())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	final := e.count(t, `SELECT value FROM "`+a+`".counter WHERE id = 1`)
+	t.Logf("2xx=%d 409=%d retries logged=%d", ok.Load(), conflict.Load(), strings.Count(e.logs.String(), "running the request again"))
+	assert.Equal(t, int(ok.Load()), final)
+	assert.Equal(t, int32(workers*each), ok.Load()+conflict.Load())
+	assert.Positive(t, ok.Load())
+	assert.Zero(t, other.Load())
+}

@@ -1,0 +1,254 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tenantkit/tenant/schema"
+	"github.com/tenantkit/tenant/tenantctx"
+)
+
+// ErrSessionEnded is returned by a session used after its transaction ended: the
+// response began streaming (Flush, Hijack, a large body) or the request finished.
+var ErrSessionEnded = errors.New("tenant: the request's transaction has already ended (response streamed or request finished)")
+
+// finishTimeout bounds COMMIT/ROLLBACK, which run even when the request was cancelled.
+const finishTimeout = 30 * time.Second
+
+// session is the lazy, request-scoped transaction behind tenantctx.Session. Nothing
+// touches the pool until the first call; that call acquires a connection and runs
+// BEGIN and SET LOCAL search_path in one round trip.
+type session struct {
+	pool      *pgxpool.Pool
+	beginSQL  string
+	mu        sync.Mutex
+	tx        pgx.Tx
+	ended     bool
+	conflict  bool  // a serialization failure, deadlock or stale plan was seen
+	beginErr  error // the transaction could not begin (database unreachable)
+	committed bool
+}
+
+var _ tenantctx.DB = (*session)(nil)
+
+func (m *Manager) newSession(name string) *session {
+	return &session{
+		pool: m.pool,
+		// name is validated; schema.SearchPath quotes it with pgx.Identifier anyway.
+		beginSQL: "BEGIN ISOLATION LEVEL " + m.isolation + "; SET LOCAL search_path TO " + schema.SearchPath(name),
+	}
+}
+
+// current returns the transaction, beginning it on first use.
+func (s *session) current(ctx context.Context) (pgx.Tx, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return nil, ErrSessionEnded
+	}
+	if s.tx == nil {
+		tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: s.beginSQL})
+		if err != nil {
+			if ctx.Err() == nil {
+				s.beginErr = err
+			}
+			return nil, fmt.Errorf("tenant: begin: %w", err)
+		}
+		s.tx = tx
+	}
+	return s.tx, nil
+}
+
+// observe remembers errors that call for running the work again.
+func (s *session) observe(err error) {
+	if err != nil && isRetryable(err) {
+		s.mu.Lock()
+		s.conflict = true
+		s.mu.Unlock()
+	}
+}
+
+func (s *session) sawConflict() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conflict
+}
+
+func (s *session) beginFailed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.beginErr
+}
+
+// finish commits or rolls back (if a transaction began) and ends the session: later
+// calls fail with ErrSessionEnded. It runs even when ctx is cancelled.
+func (s *session) finish(ctx context.Context, commit bool) error {
+	s.mu.Lock()
+	tx := s.tx
+	s.tx, s.ended = nil, true
+	s.mu.Unlock()
+	if tx == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	if !commit {
+		return tx.Rollback(ctx)
+	}
+	err := tx.Commit(ctx)
+	s.observe(err)
+	if err == nil {
+		s.mu.Lock()
+		s.committed = true
+		s.mu.Unlock()
+	}
+	return err
+}
+
+func (s *session) didCommit() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.committed
+}
+
+func (s *session) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	tx, err := s.current(ctx)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := tx.Exec(ctx, sql, args...)
+	s.observe(err)
+	return tag, err
+}
+
+func (s *session) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	tx, err := s.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		s.observe(err)
+		return nil, err
+	}
+	return &observedRows{Rows: rows, s: s}, nil
+}
+
+func (s *session) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	tx, err := s.current(ctx)
+	if err != nil {
+		return tenantctx.ErrRow{Err: err}
+	}
+	return observedRow{row: tx.QueryRow(ctx, sql, args...), s: s}
+}
+
+func (s *session) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	tx, err := s.current(ctx)
+	if err != nil {
+		return tenantctx.ErrBatchResults{Err: err}
+	}
+	return &observedBatch{BatchResults: tx.SendBatch(ctx, b), s: s}
+}
+
+func (s *session) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	tx, err := s.current(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := tx.CopyFrom(ctx, table, columns, src)
+	s.observe(err)
+	return n, err
+}
+
+// Begin starts a savepoint inside the request's transaction.
+func (s *session) Begin(ctx context.Context) (pgx.Tx, error) {
+	tx, err := s.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sp, err := tx.Begin(ctx)
+	s.observe(err)
+	return sp, err
+}
+
+// observedRows reports the error that ends iteration to the session.
+type observedRows struct {
+	pgx.Rows
+	s *session
+}
+
+func (r *observedRows) Err() error {
+	err := r.Rows.Err()
+	r.s.observe(err)
+	return err
+}
+
+func (r *observedRows) Close() {
+	r.Rows.Close()
+	r.s.observe(r.Rows.Err())
+}
+
+type observedRow struct {
+	row pgx.Row
+	s   *session
+}
+
+func (r observedRow) Scan(dest ...any) error {
+	err := r.row.Scan(dest...)
+	r.s.observe(err)
+	return err
+}
+
+type observedBatch struct {
+	pgx.BatchResults
+	s *session
+}
+
+func (b *observedBatch) Exec() (pgconn.CommandTag, error) {
+	tag, err := b.BatchResults.Exec()
+	b.s.observe(err)
+	return tag, err
+}
+
+func (b *observedBatch) Query() (pgx.Rows, error) {
+	rows, err := b.BatchResults.Query()
+	if err != nil {
+		b.s.observe(err)
+		return nil, err
+	}
+	return &observedRows{Rows: rows, s: b.s}, nil
+}
+
+func (b *observedBatch) QueryRow() pgx.Row {
+	return observedRow{row: b.BatchResults.QueryRow(), s: b.s}
+}
+
+func (b *observedBatch) Close() error {
+	err := b.BatchResults.Close()
+	b.s.observe(err)
+	return err
+}
+
+// isRetryable: serialization failure, deadlock, or "cached plan must not change result
+// type" (a migration changed a table under a prepared statement). Running the work
+// again in a fresh transaction succeeds for all three.
+func isRetryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "40001", "40P01":
+		return true
+	case "0A000":
+		return pgErr.Message == "cached plan must not change result type"
+	}
+	return false
+}

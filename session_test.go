@@ -1,0 +1,170 @@
+package tenant_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantkit/tenant"
+	"github.com/tenantkit/tenant/tenantctx"
+)
+
+func TestLazySession(t *testing.T) {
+	a := newTenantName("lz")
+	e := newEnv(t, 2, tenant.Config{Resolver: byHeader}, a)
+	idle := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = tenantctx.Session(r.Context()) // taken, never used
+		w.WriteHeader(204)
+	}))
+	do(idle, "GET", "/", nil, "X-Tenant", a) // admission is cached after this
+	acquires, queries := e.pool.Stat().AcquireCount(), e.queries.n.Load()
+	for range 5 {
+		assert.Equal(t, 204, do(idle, "GET", "/", nil, "X-Tenant", a).Code)
+	}
+	assert.Equal(t, acquires, e.pool.Stat().AcquireCount(), "no connection for a request that never queries")
+	assert.Equal(t, queries, e.queries.n.Load(), "and no round trip")
+
+	var searchPath, isolation string
+	used := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		db := tenantctx.Session(r.Context())
+		require.NoError(t, db.QueryRow(r.Context(), "SELECT current_setting('search_path') || '|' || current_setting('transaction_isolation')").Scan(&searchPath))
+		isolation = searchPath[strings.Index(searchPath, "|")+1:]
+		searchPath = searchPath[:strings.Index(searchPath, "|")]
+	}))
+	queries = e.queries.n.Load()
+	do(used, "GET", "/", nil, "X-Tenant", a)
+	// BEGIN+SET LOCAL (one round trip), the query, COMMIT.
+	assert.Equal(t, int64(3), e.queries.n.Load()-queries)
+	assert.Equal(t, a+", extensions", searchPath, "public is not on the path")
+	assert.Equal(t, "serializable", isolation)
+}
+
+func TestBeginIsOneRoundTripWithSetLocal(t *testing.T) {
+	a := newTenantName("bq")
+	e := newEnv(t, 1, tenant.Config{Resolver: byHeader, Isolation: pgx.RepeatableRead}, a)
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		before := e.queries.n.Load()
+		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "SELECT 1")
+		require.NoError(t, err)
+		assert.Equal(t, int64(2), e.queries.n.Load()-before, "BEGIN and SET LOCAL went in one round trip")
+	}))
+	do(h, "GET", "/", nil, "X-Tenant", a) // admission is cached after this
+	first := beginStatement(t, e, h, a)
+	assert.Equal(t, `BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL search_path TO "`+a+`", extensions`, first)
+}
+
+// beginStatement returns the statement that began a request's transaction.
+func beginStatement(t *testing.T, e *env, h http.Handler, tenantName string) string {
+	t.Helper()
+	var stmts []string
+	var mu sync.Mutex
+	rec := &recordingTracer{fn: func(sql string) { mu.Lock(); stmts = append(stmts, sql); mu.Unlock() }}
+	e.queries.hook.Store(rec)
+	defer e.queries.hook.Store(nil)
+	do(h, "GET", "/", nil, "X-Tenant", tenantName)
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, stmts)
+	return stmts[0]
+}
+
+// Every way a request can end leaves the connection clean: with a pool of one
+// connection, the next request (another tenant) sees its own search_path, and the
+// pool never holds a connection inside a transaction.
+func TestConnectionHygiene(t *testing.T) {
+	a, b := newTenantName("hya"), newTenantName("hyb")
+	e := newEnv(t, 1, tenant.Config{Resolver: byHeader}, a, b)
+	app := e.pool.Config().ConnConfig.RuntimeParams["application_name"]
+
+	ending := map[string]http.HandlerFunc{
+		"commit":   func(w http.ResponseWriter, r *http.Request) {},
+		"rollback": func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(400) },
+		"panic":    func(w http.ResponseWriter, r *http.Request) { panic("boom") },
+		"cancel": func(w http.ResponseWriter, r *http.Request) {
+			r.Context().Value(cancelKey{}).(context.CancelFunc)()
+		},
+		"flush": func(w http.ResponseWriter, r *http.Request) { w.(http.Flusher).Flush() },
+	}
+	show := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var sp string
+		require.NoError(t, tenantctx.Session(r.Context()).QueryRow(r.Context(), "SHOW search_path").Scan(&sp))
+		_, _ = fmt.Fprint(w, sp)
+	}))
+	for name, end := range ending {
+		t.Run(name, func(t *testing.T) {
+			h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "INSERT INTO items (name) VALUES ('x')")
+				require.NoError(t, err)
+				end(w, r)
+			}))
+			ctx, cancel := context.WithCancel(context.WithValue(context.Background(), cancelKey{}, nil))
+			ctx = context.WithValue(ctx, cancelKey{}, cancel)
+			func() {
+				defer func() { _ = recover() }()
+				req := newRequest(ctx, a)
+				h.ServeHTTP(newRecorder(), req)
+			}()
+			assert.Zero(t, e.pool.Stat().AcquiredConns())
+			assert.Zero(t, e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state <> 'idle'`, app),
+				"no connection of the pool is in a transaction")
+			rec := do(show, "GET", "/", nil, "X-Tenant", b)
+			assert.Equal(t, b+", extensions", rec.Body.String())
+			var outside string
+			require.NoError(t, e.pool.QueryRow(context.Background(), "SHOW search_path").Scan(&outside))
+			assert.Equal(t, `"$user", public`, outside, "nothing leaked into the session settings")
+		})
+	}
+}
+
+// Two tenants, 8 goroutines x 200 requests over a small pool: every request sees only
+// its own tenant's rows.
+func TestTenantIsolationUnderLoad(t *testing.T) {
+	a, b := newTenantName("isa"), newTenantName("isb")
+	e := newEnv(t, 3, tenant.Config{Resolver: byHeader}, a, b)
+	ctx := context.Background()
+	for _, n := range []string{a, b} {
+		_, err := e.admin.Exec(ctx, `INSERT INTO "`+n+`".items (owner, name) SELECT $1, 'row' || g FROM generate_series(1, 5) g`, n)
+		require.NoError(t, err)
+	}
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rows, err := tenantctx.Session(r.Context()).Query(r.Context(), "SELECT owner FROM items")
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		owners, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		_, _ = fmt.Fprint(w, strings.Join(owners, ","))
+	}))
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				name := a
+				if (g+i)%2 == 1 {
+					name = b
+				}
+				rec := do(h, "GET", "/", nil, "X-Tenant", name)
+				if !assert.Equal(t, 200, rec.Code) {
+					return
+				}
+				want := strings.TrimSuffix(strings.Repeat(name+",", 5), ",")
+				if !assert.Equal(t, want, rec.Body.String()) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	assert.GreaterOrEqual(t, e.queries.n.Load(), int64(8*200*3), "every request began, queried and committed")
+}

@@ -1,0 +1,151 @@
+package tenant_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantkit/tenant"
+	"github.com/tenantkit/tenant/tenantctx"
+)
+
+// serve runs h on a real server and returns a GET's status and body for tenant a.
+func serve(t *testing.T, h http.Handler, a string) (int, string) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, err := http.NewRequest("GET", srv.URL, nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Tenant", a)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+// Flush commits first, then streams; later session use fails with a clear error.
+func TestFlushCommitsThenStreams(t *testing.T) {
+	a := newTenantName("fl")
+	e := newEnv(t, 2, tenant.Config{Resolver: byHeader}, a)
+	name := newTenantName("item")
+	var visibleAtFlush int
+	var laterErr error
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		db := tenantctx.Session(r.Context())
+		_, err := db.Exec(r.Context(), "INSERT INTO items (name) VALUES ($1)", name)
+		require.NoError(t, err)
+		_, _ = io.WriteString(w, "first;")
+		require.NoError(t, http.NewResponseController(w).Flush())
+		visibleAtFlush = e.items(t, a, name)
+		_, laterErr = db.Exec(r.Context(), "SELECT 1")
+		_, _ = io.WriteString(w, "second")
+	}))
+	code, body := serve(t, h, a)
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "first;second", body)
+	assert.Equal(t, 1, visibleAtFlush, "committed before the first byte was flushed")
+	assert.ErrorIs(t, laterErr, tenant.ErrSessionEnded)
+}
+
+func TestLargeResponseStreams(t *testing.T) {
+	a := newTenantName("lg")
+	e := newEnv(t, 2, tenant.Config{Resolver: byHeader, BufferBytes: 64}, a)
+	name := newTenantName("item")
+	var visible int
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "INSERT INTO items (name) VALUES ($1)", name)
+		require.NoError(t, err)
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, strings.Repeat("a", 50)) // buffered
+		_, _ = io.WriteString(w, strings.Repeat("b", 50)) // over the limit: commit, stream
+		visible = e.items(t, a, name)
+	}))
+	code, body := serve(t, h, a)
+	assert.Equal(t, 200, code)
+	assert.Equal(t, strings.Repeat("a", 50)+strings.Repeat("b", 50), body)
+	assert.Equal(t, 1, visible)
+}
+
+// An error page too large to buffer still rolls back before it streams.
+func TestLargeErrorResponseRollsBack(t *testing.T) {
+	a := newTenantName("le")
+	e := newEnv(t, 2, tenant.Config{Resolver: byHeader, BufferBytes: 16}, a)
+	name := newTenantName("item")
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "INSERT INTO items (name) VALUES ($1)", name)
+		require.NoError(t, err)
+		w.WriteHeader(500)
+		_, _ = io.WriteString(w, strings.Repeat("error ", 20))
+	}))
+	code, _ := serve(t, h, a)
+	assert.Equal(t, 500, code)
+	assert.Equal(t, 0, e.items(t, a, name))
+}
+
+func TestHijackCommitsFirst(t *testing.T) {
+	a := newTenantName("hj")
+	e := newEnv(t, 2, tenant.Config{Resolver: byHeader}, a)
+	name := newTenantName("item")
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "INSERT INTO items (name) VALUES ($1)", name)
+		require.NoError(t, err)
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		require.NoError(t, err)
+		defer conn.Close()
+		msg := fmt.Sprintf("visible=%d", e.items(t, a, name))
+		_, _ = fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
+		_ = buf.Flush()
+	}))
+	code, body := serve(t, h, a)
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "visible=1", body)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer for deadlines.
+func TestResponseControllerDeadlines(t *testing.T) {
+	a := newTenantName("rc")
+	e := newEnv(t, 2, tenant.Config{Resolver: byHeader}, a)
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		assert.NoError(t, rc.SetWriteDeadline(time.Now().Add(time.Minute)))
+		assert.NoError(t, rc.SetReadDeadline(time.Now().Add(time.Minute)))
+		_, _ = io.WriteString(w, "ok")
+	}))
+	code, body := serve(t, h, a)
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "ok", body)
+}
+
+// Streamed server-sent events: every flush reaches the client as it happens.
+func TestFlushReachesClient(t *testing.T) {
+	a := newTenantName("sse")
+	e := newEnv(t, 2, tenant.Config{Resolver: byHeader}, a)
+	step := make(chan struct{})
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "data: 1\n\n")
+		w.(http.Flusher).Flush()
+		<-step
+		_, _ = io.WriteString(w, "data: 2\n\n")
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("X-Tenant", a)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "data: 1\n", line, "the first event arrived before the handler finished")
+	close(step)
+}

@@ -1,0 +1,217 @@
+// Package tenant makes schema-per-tenant PostgreSQL safe and boring for net/http and
+// chi applications. One middleware does a request's whole lifecycle:
+//
+//	mgr, err := tenant.New(ctx, tenant.Config{DSN: dsn, Resolver: middleware.Subdomain("example.com")})
+//	defer mgr.Close()
+//	r.Use(tenant.Middleware(mgr))
+//
+//	func handler(w http.ResponseWriter, r *http.Request) {
+//		db := tenantctx.Session(r.Context()) // the tenant's schema, in the request's transaction
+//		...
+//	}
+//
+// The middleware resolves the tenant from the request, validates the name (no SQL for
+// a bad one), admits it (known schema, or provisioned when the policy allows), and
+// attaches a lazy session: the first query begins a transaction with SET LOCAL
+// search_path, so it is safe behind PgBouncer in transaction mode. The handler's
+// response is buffered; the transaction commits (status < 400) or rolls back before
+// the client sees a byte; serialization failures run the handler again. Manager.Run
+// gives jobs and CLIs the same lifecycle without HTTP.
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/text/language"
+
+	"github.com/tenantkit/tenant/middleware"
+	"github.com/tenantkit/tenant/pool"
+	"github.com/tenantkit/tenant/schema"
+)
+
+// Lifecycle errors, for errors.Is on what Run returns and in an ErrorHandler.
+var (
+	ErrUnknownTenant = middleware.ErrUnknownTenant // 404: missing, invalid, unknown or refused tenant
+	ErrUnavailable   = middleware.ErrUnavailable   // 503: database unreachable, provisioning failed
+	ErrConflict      = middleware.ErrConflict      // 409: serialization retries exhausted
+	ErrCommitFailed  = middleware.ErrCommitFailed  // 500: COMMIT failed
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultAttempts     = 3
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultHitTTL       = time.Minute
+	DefaultMissTTL      = 2 * time.Second
+)
+
+// Config configures a Manager. DSN or Pool is required; Resolver is required for
+// Middleware.
+type Config struct {
+	// DSN of the database; the Manager makes a pool (pool.New with PoolOptions) and
+	// closes it on Close.
+	DSN string
+	// Pool is used instead of DSN when set; the application owns and closes it.
+	Pool *pgxpool.Pool
+	// PoolOptions apply when the Manager makes the pool from DSN.
+	PoolOptions []pool.Option
+
+	// Resolver finds the tenant in a request (middleware.Subdomain, PathPrefix, ...).
+	Resolver middleware.Resolver
+	// Admission decides about tenants whose schema does not exist. Default ExistingOnly.
+	Admission Admission
+
+	// Migrations, Extensions and Reserved configure provisioning (see schema.Config).
+	Migrations fs.FS
+	Extensions []string
+	Reserved   []string
+
+	// Locales the application serves; the first is the default. Empty: language.Und.
+	Locales []language.Tag
+
+	// Isolation of request transactions. Default pgx.Serializable.
+	Isolation pgx.TxIsoLevel
+	// Attempts bounds how often a request runs when its transaction fails to serialize
+	// (40001, 40P01, 0A000 cached plan). Default 3. Exhausted: 409.
+	Attempts int
+	// MaxBodyBytes of a request body kept for replay on retry. A longer body runs once.
+	// Default 1 MiB.
+	MaxBodyBytes int64
+	// BufferBytes of response held back before streaming. Default 1 MiB.
+	BufferBytes int
+
+	// HitTTL and MissTTL bound how long admission remembers that a schema exists
+	// (default 1 min) or does not (default 2 s). A dropped schema answers 404 once its
+	// hit expires.
+	HitTTL, MissTTL time.Duration
+
+	// Logger receives details of failures, with the tenant as attribute. Default
+	// slog.Default().
+	Logger *slog.Logger
+	// ErrorHandler renders lifecycle errors. Default middleware.WriteError.
+	ErrorHandler middleware.ErrorHandler
+}
+
+// Manager wires the pool, provisioning, admission and the session lifecycle. It is
+// safe for concurrent use; make one per database.
+type Manager struct {
+	pool        *pgxpool.Pool
+	ownPool     bool
+	provisioner *schema.Provisioner
+	admission   *admitter
+	resolver    middleware.Resolver
+	locales     []language.Tag
+	isolation   string
+	attempts    int
+	maxBody     int64
+	bufferBytes int
+	log         *slog.Logger
+	onError     middleware.ErrorHandler
+}
+
+// New checks cfg and returns a Manager. It does not connect: the first request does.
+func New(ctx context.Context, cfg Config) (*Manager, error) {
+	m := &Manager{
+		resolver:    cfg.Resolver,
+		locales:     cfg.Locales,
+		attempts:    cfg.Attempts,
+		maxBody:     cfg.MaxBodyBytes,
+		bufferBytes: cfg.BufferBytes,
+		log:         cfg.Logger,
+		onError:     cfg.ErrorHandler,
+	}
+	iso := cfg.Isolation
+	if iso == "" {
+		iso = pgx.Serializable
+	}
+	switch iso {
+	case pgx.Serializable, pgx.RepeatableRead, pgx.ReadCommitted, pgx.ReadUncommitted:
+		m.isolation = strings.ToUpper(string(iso))
+	default:
+		return nil, fmt.Errorf("tenant: unknown isolation level %q", iso)
+	}
+	if m.attempts <= 0 {
+		m.attempts = DefaultAttempts
+	}
+	if m.maxBody <= 0 {
+		m.maxBody = DefaultMaxBodyBytes
+	}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	if m.onError == nil {
+		m.onError = middleware.WriteError
+	}
+	switch {
+	case cfg.Pool != nil:
+		m.pool = cfg.Pool
+	case cfg.DSN != "":
+		p, err := pool.New(ctx, cfg.DSN, cfg.PoolOptions...)
+		if err != nil {
+			return nil, err
+		}
+		m.pool, m.ownPool = p, true
+	default:
+		return nil, errors.New("tenant: Config needs DSN or Pool")
+	}
+	prov, err := schema.NewProvisioner(m.pool, schema.Config{
+		Extensions: cfg.Extensions, Migrations: cfg.Migrations, Reserved: cfg.Reserved, Logger: m.log,
+	})
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	m.provisioner = prov
+	m.admission = newAdmitter(prov, cfg.Admission, cfg.HitTTL, cfg.MissTTL)
+	return m, nil
+}
+
+// Close closes the pool the Manager made (not one passed in Config.Pool).
+func (m *Manager) Close() {
+	if m.ownPool {
+		m.pool.Close()
+	}
+}
+
+// WithResolver returns a Manager that shares everything with m (pool, provisioning,
+// admission cache) but resolves tenants with r: for an application that finds the
+// tenant differently on different routes. Close only the original.
+func (m *Manager) WithResolver(r middleware.Resolver) *Manager {
+	c := *m
+	c.resolver = r
+	c.ownPool = false
+	return &c
+}
+
+// Pool returns the pool sessions use.
+func (m *Manager) Pool() *pgxpool.Pool { return m.pool }
+
+// Provisioner returns the Manager's provisioner (create, migrate, list, drop tenants).
+func (m *Manager) Provisioner() *schema.Provisioner { return m.provisioner }
+
+// Forget drops what admission remembers about name, e.g. after dropping its schema.
+func (m *Manager) Forget(name string) { m.admission.forget(name) }
+
+// DefaultLocale is the first configured locale, or language.Und.
+func (m *Manager) DefaultLocale() language.Tag {
+	if len(m.locales) == 0 {
+		return language.Und
+	}
+	return m.locales[0]
+}
+
+// check validates and admits a tenant: the shared front half of Middleware and Run.
+func (m *Manager) check(ctx context.Context, name string) error {
+	if err := m.provisioner.Validate(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnknownTenant, err)
+	}
+	return m.admission.admit(ctx, name)
+}
