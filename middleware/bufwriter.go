@@ -41,10 +41,12 @@ func NewBufferedWriter(rw http.ResponseWriter, limit int, beforeStream func(stat
 	if limit <= 0 {
 		limit = DefaultBufferLimit
 	}
-	return &BufferedWriter{rw: rw, limit: limit, beforeStream: beforeStream, header: http.Header{}}
+	return &BufferedWriter{rw: rw, limit: limit, beforeStream: beforeStream, header: rw.Header().Clone()}
 }
 
-// Header returns the buffered header map (the real one once streaming).
+// Header returns the buffered header map (the real one once streaming). It starts as a
+// copy of the real one, so headers set by outer middleware (Vary, CORS) are seen and
+// kept, exactly as without buffering.
 func (b *BufferedWriter) Header() http.Header {
 	if b.streaming {
 		return b.rw.Header()
@@ -62,7 +64,7 @@ func (b *BufferedWriter) WriteHeader(code int) {
 		b.status = code
 		_ = b.stream()
 	case code >= 100 && code < 200:
-		copyHeader(b.rw.Header(), b.header)
+		replaceHeader(b.rw.Header(), b.header)
 		b.rw.WriteHeader(code)
 	case b.status == 0:
 		b.status = code
@@ -127,7 +129,7 @@ func (b *BufferedWriter) Failed() error { return b.failed }
 
 // Reset forgets the buffered response so the handler can run again.
 func (b *BufferedWriter) Reset() {
-	b.header = http.Header{}
+	b.header = b.rw.Header().Clone()
 	b.status = 0
 	b.body.Reset()
 }
@@ -138,7 +140,7 @@ func (b *BufferedWriter) Release() error {
 	if b.streaming || b.failed != nil {
 		return nil
 	}
-	copyHeader(b.rw.Header(), b.header)
+	replaceHeader(b.rw.Header(), b.header)
 	b.rw.WriteHeader(b.Status())
 	_, err := b.rw.Write(b.body.Bytes())
 	return err
@@ -168,14 +170,21 @@ func (b *BufferedWriter) stream() error {
 	if err := b.endTx(); err != nil {
 		return err
 	}
-	copyHeader(b.rw.Header(), b.header)
+	replaceHeader(b.rw.Header(), b.header)
 	b.rw.WriteHeader(b.Status())
 	_, err := b.rw.Write(b.body.Bytes())
 	b.body.Reset()
 	return err
 }
 
-func copyHeader(dst, src http.Header) {
+// replaceHeader makes dst equal to src (src began as a copy of dst, so deletions by the
+// handler count too).
+func replaceHeader(dst, src http.Header) {
+	for k := range dst {
+		if _, keep := src[k]; !keep {
+			delete(dst, k)
+		}
+	}
 	for k, v := range src {
 		dst[k] = v
 	}

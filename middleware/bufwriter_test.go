@@ -122,3 +122,26 @@ func TestBufferedWriterUnwrap(t *testing.T) {
 	assert.ErrorIs(t, err, http.ErrNotSupported, "the recorder cannot hijack; the error says so")
 	assert.Equal(t, 1, f.calls, "the transaction ended before the hijack was tried")
 }
+
+// Headers an outer middleware set are visible to the handler and kept, as without
+// buffering; a retry starts again from them.
+func TestBufferedWriterKeepsOuterHeaders(t *testing.T) {
+	rec := httptest.NewRecorder()
+	rec.Header().Set("Vary", "Origin")
+	rec.Header().Set("X-Outer", "1")
+	rec.Header().Set("X-Removed", "1")
+	bw := middleware.NewBufferedWriter(rec, 0, func(int) error { return nil })
+	assert.Equal(t, "Origin", bw.Header().Get("Vary"))
+	bw.Header().Add("Vary", "Accept-Language")
+	bw.Header().Del("X-Removed")
+	bw.Header().Set("X-Attempt", "1")
+	bw.Reset()
+	assert.Equal(t, []string{"Origin"}, bw.Header().Values("Vary"), "a retry starts from the outer headers")
+	bw.Header().Add("Vary", "Accept-Language")
+	bw.Header().Del("X-Removed")
+	require.NoError(t, bw.Release())
+	assert.Equal(t, []string{"Origin", "Accept-Language"}, rec.Header().Values("Vary"))
+	assert.Equal(t, "1", rec.Header().Get("X-Outer"))
+	assert.Empty(t, rec.Header().Get("X-Removed"))
+	assert.Empty(t, rec.Header().Get("X-Attempt"))
+}
