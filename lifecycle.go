@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/text/language"
+
+	"github.com/tenantkit/tenant/locale"
 	"github.com/tenantkit/tenant/middleware"
 	"github.com/tenantkit/tenant/tenantctx"
 )
@@ -40,13 +43,17 @@ func Middleware(m *Manager) func(http.Handler) http.Handler {
 
 // serve runs the handler in attempts until one is answered.
 func (m *Manager) serve(w http.ResponseWriter, r *http.Request, name string, next http.Handler) {
+	tag := m.DefaultLocale()
+	if m.negotiator != nil {
+		tag = m.negotiator.Negotiate(r)
+	}
 	body, replayable := bufferBody(r, m.maxBody)
 	attempts := m.attempts
 	if !replayable {
 		attempts = 1
 	}
 	for attempt := 1; ; attempt++ {
-		retry := m.serveOnce(w, r, name, next, body, attempt == attempts)
+		retry := m.serveOnce(w, r, name, tag, next, body, attempt == attempts)
 		if !retry {
 			return
 		}
@@ -59,14 +66,15 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, name string, nex
 }
 
 // serveOnce runs one attempt and reports whether it should run again.
-func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, name string, next http.Handler, body *replayBody, last bool) (retry bool) {
-	sess := m.newSession(name)
-	scope := tenantctx.NewScope(name, sess)
-	ctx := tenantctx.WithLocale(tenantctx.WithScope(r.Context(), scope), m.DefaultLocale())
+func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, name string, tag language.Tag, next http.Handler, body *replayBody, last bool) (retry bool) {
+	sess, scope, ctx := m.attach(r.Context(), name, tag)
 	bw := middleware.NewBufferedWriter(w, m.bufferBytes, func(status int) error {
 		commit := status < http.StatusBadRequest && !scope.IsRollbackOnly() && !sess.sawConflict()
 		return sess.finish(ctx, commit)
 	})
+	if m.negotiator != nil {
+		locale.SetHeaders(bw.Header(), tag) // before the handler, so a stream carries them too
+	}
 	r2 := r.WithContext(ctx)
 	r2.Body = body.reader()
 
@@ -127,6 +135,9 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, name string,
 			m.fail(w, r, name, fmt.Errorf("%w: %w", ErrCommitFailed, err))
 			return false
 		}
+	}
+	if m.negotiator != nil {
+		locale.AddVary(bw.Header(), "Accept-Language", "Cookie") // the handler may have replaced Vary
 	}
 	if err := bw.Release(); err != nil {
 		m.log.DebugContext(ctx, "tenant: writing response", slog.String("tenant", name), slog.Any("error", err))

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 
 	"golang.org/x/text/language"
-
-	"github.com/tenantkit/tenant/tenantctx"
 )
 
 // RunOption changes one Manager.Run.
@@ -50,9 +48,7 @@ func (m *Manager) Run(ctx context.Context, name string, fn func(ctx context.Cont
 }
 
 func (m *Manager) runOnce(ctx context.Context, name string, fn func(context.Context) error, s runSettings, last bool) (retry bool, err error) {
-	sess := m.newSession(name)
-	scope := tenantctx.NewScope(name, sess)
-	ctx = tenantctx.WithLocale(tenantctx.WithScope(ctx, scope), s.locale)
+	sess, scope, ctx := m.attach(ctx, name, s.locale)
 
 	finished := false
 	defer func() {

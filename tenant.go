@@ -32,9 +32,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/text/language"
 
+	"github.com/tenantkit/tenant/locale"
 	"github.com/tenantkit/tenant/middleware"
 	"github.com/tenantkit/tenant/pool"
 	"github.com/tenantkit/tenant/schema"
+	"github.com/tenantkit/tenant/tenantctx"
 )
 
 // Lifecycle errors, for errors.Is on what Run returns and in an ErrorHandler.
@@ -74,7 +76,9 @@ type Config struct {
 	Extensions []string
 	Reserved   []string
 
-	// Locales the application serves; the first is the default. Empty: language.Und.
+	// Locales the application serves; the first is the default. Each request gets one
+	// of them (?locale=, locale cookie, Accept-Language, default), responses get
+	// Content-Language and Vary. Empty: no negotiation, tenantctx.Locale is language.Und.
 	Locales []language.Tag
 
 	// Isolation of request transactions. Default pgx.Serializable.
@@ -108,7 +112,7 @@ type Manager struct {
 	provisioner *schema.Provisioner
 	admission   *admitter
 	resolver    middleware.Resolver
-	locales     []language.Tag
+	negotiator  *locale.Negotiator // nil without Config.Locales
 	isolation   string
 	attempts    int
 	maxBody     int64
@@ -121,7 +125,6 @@ type Manager struct {
 func New(ctx context.Context, cfg Config) (*Manager, error) {
 	m := &Manager{
 		resolver:    cfg.Resolver,
-		locales:     cfg.Locales,
 		attempts:    cfg.Attempts,
 		maxBody:     cfg.MaxBodyBytes,
 		bufferBytes: cfg.BufferBytes,
@@ -137,6 +140,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		m.isolation = strings.ToUpper(string(iso))
 	default:
 		return nil, fmt.Errorf("tenant: unknown isolation level %q", iso)
+	}
+	if len(cfg.Locales) > 0 {
+		m.negotiator = locale.NewNegotiator(cfg.Locales...)
 	}
 	if m.attempts <= 0 {
 		m.attempts = DefaultAttempts
@@ -202,10 +208,20 @@ func (m *Manager) Forget(name string) { m.admission.forget(name) }
 
 // DefaultLocale is the first configured locale, or language.Und.
 func (m *Manager) DefaultLocale() language.Tag {
-	if len(m.locales) == 0 {
+	if m.negotiator == nil {
 		return language.Und
 	}
-	return m.locales[0]
+	return m.negotiator.Default()
+}
+
+// attach makes one attempt's session and scope and the context that carries them
+// with the locale: what Middleware and Run give the application's code.
+func (m *Manager) attach(ctx context.Context, name string, tag language.Tag) (*session, *tenantctx.Scope, context.Context) {
+	sess := m.newSession(name)
+	scope := tenantctx.NewScope(name, sess)
+	ctx = tenantctx.WithScope(ctx, scope)
+	ctx = tenantctx.WithDefaultLocale(tenantctx.WithLocale(ctx, tag), m.DefaultLocale())
+	return sess, scope, ctx
 }
 
 // check validates and admits a tenant: the shared front half of Middleware and Run.

@@ -66,6 +66,7 @@ func (s *Scope) IsRollbackOnly() bool {
 
 type scopeKey struct{}
 type localeKey struct{}
+type defaultLocaleKey struct{}
 
 // WithScope returns a context carrying s.
 func WithScope(ctx context.Context, s *Scope) context.Context {
@@ -127,6 +128,20 @@ func RollbackOnly(ctx context.Context) bool {
 // WithLocale returns a context carrying the negotiated locale.
 func WithLocale(ctx context.Context, tag language.Tag) context.Context {
 	return context.WithValue(ctx, localeKey{}, tag)
+}
+
+// WithDefaultLocale returns a context carrying the application's default locale, the
+// last fallback of translated texts.
+func WithDefaultLocale(ctx context.Context, tag language.Tag) context.Context {
+	return context.WithValue(ctx, defaultLocaleKey{}, tag)
+}
+
+// DefaultLocale returns the application's default locale, or language.Und.
+func DefaultLocale(ctx context.Context) language.Tag {
+	if t, ok := ctx.Value(defaultLocaleKey{}).(language.Tag); ok {
+		return t
+	}
+	return language.Und
 }
 
 // Locale returns the request's locale, or language.Und when none was negotiated.
