@@ -18,12 +18,19 @@ type Text map[string]string
 // Get returns the text for tag, falling back to its parents ("de-CH" → "de"), then to
 // each of defaults and their parents, then "". Keys compare case-insensitively.
 func (t Text) Get(tag language.Tag, defaults ...language.Tag) string {
+	v, _, _ := t.Lookup(tag, defaults...)
+	return v
+}
+
+// Lookup is Get that also tells which key served the text ("de" for tag de-CH when
+// only "de" exists), so a response can say what language it really contains.
+func (t Text) Lookup(tag language.Tag, defaults ...language.Tag) (text, key string, ok bool) {
 	for _, key := range Chain(tag, defaults...) {
 		if v, ok := t.lookup(key); ok {
-			return v
+			return v, key, true
 		}
 	}
-	return ""
+	return "", "", false
 }
 
 // In returns the text in the context's locale (tenantctx.Locale), falling back as Get

@@ -32,6 +32,13 @@ func TestTextGet(t *testing.T) {
 	}
 	assert.Equal(t, "x", locale.Text{"DE-ch": "x"}.Get(language.MustParse("de-CH")), "keys compare case-insensitively")
 	assert.Equal(t, "", locale.Text(nil).Get(language.German))
+
+	v, key, ok := txt.Lookup(language.MustParse("de-CH"), language.English)
+	assert.Equal(t, []any{"nein", "de", true}, []any{v, key, ok})
+	v, key, ok = txt.Lookup(language.Italian, language.English)
+	assert.Equal(t, []any{"no", "en", true}, []any{v, key, ok})
+	_, _, ok = txt.Lookup(language.Italian)
+	assert.False(t, ok)
 }
 
 func TestTextInAndSet(t *testing.T) {

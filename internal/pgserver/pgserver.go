@@ -35,9 +35,10 @@ type Server struct {
 	// Port is the TCP port on 127.0.0.1.
 	Port int
 
-	bin  string
-	cred *syscall.Credential
-	temp bool
+	bin      string
+	cred     *syscall.Credential
+	temp     bool
+	attached bool // found running in Dir: another process owns it, Stop leaves it alone
 }
 
 // Options configures Start. The zero value makes a temporary cluster that Stop removes.
@@ -75,7 +76,8 @@ func versionOf(binDir string) int {
 
 // Start initialises (when needed) and starts a cluster, waiting until it accepts
 // connections. initdb refuses to run as root, so as root the cluster runs as the
-// "postgres" OS user.
+// "postgres" OS user. When Dir holds a cluster another process already runs, Start
+// returns it, and Stop will leave it running.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	bin, err := FindBinaries()
 	if err != nil {
@@ -94,6 +96,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		s.temp = true
 	} else if s.Dir, err = filepath.Abs(s.Dir); err != nil {
 		return nil, fmt.Errorf("pgserver: %w", err)
+	} else if port, ok := runningPort(s.Dir); ok {
+		s.Port, s.attached = port, true
+		s.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+		return s, nil
 	}
 	if err := s.prepareDir(); err != nil {
 		s.cleanup()
@@ -125,6 +131,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 // Stop shuts the cluster down (fast mode) and removes a temporary data directory.
 func (s *Server) Stop() error {
+	if s.attached {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err := s.run(ctx, "pg_ctl", "-D", s.Dir, "-m", "fast", "-w", "stop")
@@ -163,6 +172,27 @@ func (s *Server) run(ctx context.Context, name string, args ...string) error {
 		return fmt.Errorf("pgserver: %s: %w: %s", name, err, strings.TrimSpace(lastLines(out.String(), 8)))
 	}
 	return nil
+}
+
+// runningPort reads the port of a live postmaster from dir/postmaster.pid.
+func runningPort(dir string) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	if err != nil {
+		return 0, false
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 4 {
+		return 0, false
+	}
+	pid, err1 := strconv.Atoi(strings.TrimSpace(lines[0]))
+	port, err2 := strconv.Atoi(strings.TrimSpace(lines[3]))
+	if err1 != nil || err2 != nil || pid <= 0 {
+		return 0, false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return 0, false // stale lock file: pg_ctl start will clean it up
+	}
+	return port, true
 }
 
 func postgresCredential() (*syscall.Credential, error) {

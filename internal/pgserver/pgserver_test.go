@@ -52,6 +52,15 @@ func TestKeepsNamedDirectory(t *testing.T) {
 	srv, err = pgserver.Start(ctx, pgserver.Options{Dir: dir})
 	require.NoError(t, err)
 	defer func() { assert.NoError(t, srv.Stop()) }()
+
+	// A second Start on the same directory joins the running cluster and leaves it be.
+	again, err := pgserver.Start(ctx, pgserver.Options{Dir: dir})
+	require.NoError(t, err)
+	assert.Equal(t, srv.URL, again.URL)
+	require.NoError(t, again.Stop())
+	c2, err := pgx.Connect(ctx, srv.URL)
+	require.NoError(t, err, "still running after the joiner's Stop")
+	require.NoError(t, c2.Close(ctx))
 	conn, err = pgx.Connect(ctx, srv.URL)
 	require.NoError(t, err)
 	defer conn.Close(ctx)
