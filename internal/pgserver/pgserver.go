@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -148,7 +149,12 @@ func (s *Server) cleanup() {
 }
 
 func (s *Server) prepareDir() error {
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+	// Missing parents are made traversable: as root, the cluster runs as "postgres",
+	// which must reach the data directory (the directory itself stays private).
+	if err := os.MkdirAll(filepath.Dir(s.Dir), 0o755); err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	if err := os.Mkdir(s.Dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("pgserver: %w", err)
 	}
 	if s.cred == nil {
@@ -169,6 +175,9 @@ func (s *Server) run(ctx context.Context, name string, args ...string) error {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
+		if s.cred != nil && errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("pgserver: %s: %w: the postgres OS user cannot enter %s; make its parent directories traversable (chmod o+x)", name, err, s.Dir)
+		}
 		return fmt.Errorf("pgserver: %s: %w: %s", name, err, strings.TrimSpace(lastLines(out.String(), 8)))
 	}
 	return nil

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/tenantkit/tenant/schema"
+)
+
+// serve runs the HTTP server until ctx ends (Ctrl-C), then shuts down cleanly.
+func serve(ctx context.Context, env environment) error {
+	a, demo, closeAll, err := open(ctx, env, env.getenv("AUTO_CREATE") == "1")
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	if demo {
+		if err := a.Seed(ctx); err != nil {
+			return fmt.Errorf("demo tenants: %w", err)
+		}
+	}
+	addr := env.getenv("ADDR")
+	if addr == "" {
+		addr = ":8080"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	fmt.Fprintf(env.stdout, "example-app: serving on %s\n", ln.Addr())
+	fmt.Fprintf(env.stdout, "  try: http://acme.localhost:%d/\n", port)
+	fmt.Fprintf(env.stdout, "       http://localhost:%d/t/globex/\n", port)
+	fmt.Fprintf(env.stdout, "       curl http://localhost:%d/t/acme/documents\n", port)
+	fmt.Fprintln(env.stdout, "  Ctrl-C stops the app"+map[bool]string{true: " and its PostgreSQL", false: ""}[demo])
+
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	slog.Info("example-app: shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}
+
+// tenants runs "tenants create|list|drop".
+func tenants(ctx context.Context, env environment, args []string) error {
+	if len(args) == 0 {
+		return errors.New("tenants: want create, list or drop")
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "create", "drop":
+		if len(args) == 0 {
+			return fmt.Errorf("tenants %s: name at least one tenant", sub)
+		}
+		// Every name is checked before anything happens: one bad name, nothing done.
+		var bad []error
+		for _, name := range args {
+			if err := schema.Validate(name); err != nil {
+				bad = append(bad, err)
+			}
+		}
+		if len(bad) > 0 {
+			return errors.Join(bad...)
+		}
+	case "list":
+	default:
+		return fmt.Errorf("tenants: unknown command %q (want create, list or drop)", sub)
+	}
+
+	a, _, closeAll, err := open(ctx, env, false)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	p := a.Manager().Provisioner()
+	switch sub {
+	case "create":
+		for _, name := range args {
+			if err := p.Create(ctx, name); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.stdout, "created %s\n", name)
+		}
+	case "drop":
+		for _, name := range args {
+			if err := p.Drop(ctx, name); err != nil {
+				return err
+			}
+			a.Manager().Forget(name)
+			fmt.Fprintf(env.stdout, "dropped %s\n", name)
+		}
+	case "list":
+		fs := flag.NewFlagSet("tenants list", flag.ContinueOnError)
+		fs.SetOutput(env.stderr)
+		ns := fs.String("namespace", "", "only tenants named NS-*")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		names, err := p.List(ctx, *ns)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			fmt.Fprintln(env.stdout, n)
+		}
+	}
+	return nil
+}
+
+// migrate applies pending migrations to every tenant, reporting each.
+func migrate(ctx context.Context, env environment) error {
+	a, _, closeAll, err := open(ctx, env, false)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	p := a.Manager().Provisioner()
+	names, err := p.List(ctx, "")
+	if err != nil {
+		return err
+	}
+	var failed []error
+	for _, name := range names {
+		if err := p.Migrate(ctx, name); err != nil {
+			failed = append(failed, err)
+			fmt.Fprintf(env.stderr, "migrate %s: %v\n", name, err)
+			continue
+		}
+		fmt.Fprintf(env.stdout, "migrated %s\n", name)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d tenants failed", len(failed), len(names))
+	}
+	fmt.Fprintf(env.stdout, "%d tenants at the latest migration\n", len(names))
+	return nil
+}

@@ -1,0 +1,71 @@
+// Command example-app is tenant's example: a multi-tenant document store.
+//
+//	example-app [serve]                       serve HTTP (ADDR, default :8080)
+//	example-app tenants create NAME...        provision tenants
+//	example-app tenants list [--namespace NS] list tenants
+//	example-app tenants drop NAME...          drop tenants and their data
+//	example-app migrate                       bring every tenant to the latest migration
+//
+// DATABASE_URL names the database. Without it, the app runs a private PostgreSQL from
+// the installed server binaries with its data under DATA_DIR (default .data), and
+// serve provisions the demo tenants acme and globex. AUTO_CREATE=1 makes serve
+// provision a valid unknown tenant on its first request.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// run executes one command and returns the exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	env := environment{getenv: getenv, stdout: stdout, stderr: stderr}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(ctx, env)
+	case "tenants":
+		err = tenants(ctx, env, args)
+	case "migrate":
+		err = migrate(ctx, env)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "example-app: unknown command %q\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "example-app: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+const usage = `usage:
+  example-app [serve]                        serve HTTP on ADDR (default :8080)
+  example-app tenants create NAME...         provision tenants
+  example-app tenants list [--namespace NS]  list tenants
+  example-app tenants drop NAME...           drop tenants and all their data
+  example-app migrate                        bring every tenant to the latest migration
+environment: DATABASE_URL (default: a private PostgreSQL under DATA_DIR=.data), ADDR, AUTO_CREATE=1
+`
+
+type environment struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
+}
