@@ -22,6 +22,7 @@ import (
 	"github.com/tenantkit/tenant/internal/testdb"
 	"github.com/tenantkit/tenant/middleware"
 	"github.com/tenantkit/tenant/pool"
+	"github.com/tenantkit/tenant/tenantctx"
 )
 
 // appMigrations: items carry the schema they were inserted in, so a test can tell
@@ -109,6 +110,13 @@ func (e *env) count(t *testing.T, sql string, args ...any) int {
 // items counts the rows named name in tenant's items table.
 func (e *env) items(t *testing.T, tenantName, name string) int {
 	return e.count(t, `SELECT count(*) FROM "`+tenantName+`".items WHERE name = $1`, name)
+}
+
+// insertItem adds an item named name through the request's session.
+func insertItem(t *testing.T, r *http.Request, name string) {
+	t.Helper()
+	_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "INSERT INTO items (name) VALUES ($1)", name)
+	require.NoError(t, err)
 }
 
 // do sends a request through handler and returns the recorder.

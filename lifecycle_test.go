@@ -127,8 +127,7 @@ func TestPanicRollsBackAndRepanics(t *testing.T) {
 	e := newEnv(t, 1, tenant.Config{Resolver: byHeader}, a)
 	name := newTenantName("item")
 	boom := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "INSERT INTO items (name) VALUES ($1)", name)
-		require.NoError(t, err)
+		insertItem(t, r, name)
 		_, _ = io.WriteString(w, "never sent")
 		panic("boom")
 	})
@@ -153,8 +152,7 @@ func TestCancelledRequestRollsBack(t *testing.T) {
 	e := newEnv(t, 4, tenant.Config{Resolver: byHeader}, a)
 	name := newTenantName("item")
 	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "INSERT INTO items (name) VALUES ($1)", name)
-		require.NoError(t, err)
+		insertItem(t, r, name)
 		cancel := r.Context().Value(cancelKey{}).(context.CancelFunc)
 		cancel() // the client went away
 		_, _ = io.WriteString(w, "ok")
@@ -178,8 +176,7 @@ func TestAfterCommitRunsAfterCommitOnly(t *testing.T) {
 	var seen []string
 	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := r.URL.Query().Get("name")
-		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "INSERT INTO items (name) VALUES ($1)", name)
-		require.NoError(t, err)
+		insertItem(t, r, name)
 		tenantctx.AfterCommit(r.Context(), func(ctx context.Context) {
 			assert.NoError(t, ctx.Err())
 			seen = append(seen, fmt.Sprintf("%s:%d", name, e.items(t, a, name)))

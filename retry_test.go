@@ -67,7 +67,7 @@ func TestNoRetryOnOtherErrors(t *testing.T) {
 		attempts.Add(1)
 		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), raise("0A000", "feature not supported"))
 		require.Error(t, err)
-		http.Error(w, "nope", 501)
+		http.Error(w, "nope", http.StatusNotImplemented)
 	}))
 	rec := do(h, "GET", "/", nil, "X-Tenant", a)
 	assert.Equal(t, 501, rec.Code)

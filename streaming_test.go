@@ -63,8 +63,7 @@ func TestLargeResponseStreams(t *testing.T) {
 	name := newTenantName("item")
 	var visible int
 	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "INSERT INTO items (name) VALUES ($1)", name)
-		require.NoError(t, err)
+		insertItem(t, r, name)
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, strings.Repeat("a", 50)) // buffered
 		_, _ = io.WriteString(w, strings.Repeat("b", 50)) // over the limit: commit, stream
@@ -82,8 +81,7 @@ func TestLargeErrorResponseRollsBack(t *testing.T) {
 	e := newEnv(t, 2, tenant.Config{Resolver: byHeader, BufferBytes: 16}, a)
 	name := newTenantName("item")
 	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "INSERT INTO items (name) VALUES ($1)", name)
-		require.NoError(t, err)
+		insertItem(t, r, name)
 		w.WriteHeader(500)
 		_, _ = io.WriteString(w, strings.Repeat("error ", 20))
 	}))
@@ -97,8 +95,7 @@ func TestHijackCommitsFirst(t *testing.T) {
 	e := newEnv(t, 2, tenant.Config{Resolver: byHeader}, a)
 	name := newTenantName("item")
 	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "INSERT INTO items (name) VALUES ($1)", name)
-		require.NoError(t, err)
+		insertItem(t, r, name)
 		conn, buf, err := http.NewResponseController(w).Hijack()
 		require.NoError(t, err)
 		defer conn.Close()
