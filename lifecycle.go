@@ -69,8 +69,11 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, name string, nex
 func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, name string, tag language.Tag, next http.Handler, body *replayBody, last bool) (retry bool) {
 	sess, scope, ctx := m.attach(r.Context(), name, tag)
 	bw := middleware.NewBufferedWriter(w, m.bufferBytes, func(status int) error {
-		commit := status < http.StatusBadRequest && !scope.IsRollbackOnly() && !sess.sawConflict()
-		return sess.finish(ctx, commit)
+		if sess.sawConflict() {
+			_ = sess.finish(ctx, false)
+			return errConflictSeen // nothing has been sent: the request can still run again
+		}
+		return sess.finish(ctx, status < http.StatusBadRequest && !scope.IsRollbackOnly())
 	})
 	if m.negotiator != nil {
 		locale.SetHeaders(bw.Header(), tag) // before the handler, so a stream carries them too
@@ -91,12 +94,16 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, name string,
 
 	if bw.Streaming() {
 		_ = sess.finish(ctx, false) // already ended by beforeStream; a no-op that guarantees it
-		if err := bw.Failed(); err != nil {
-			kind := ErrCommitFailed
-			if isRetryable(err) {
-				kind = ErrConflict // too late to run again: the handler already streamed
+		if err := bw.Failed(); err != nil { // nothing reached the client
+			conflict := isRetryable(err) || errors.Is(err, errConflictSeen)
+			switch {
+			case conflict && !last:
+				return true
+			case conflict:
+				m.fail(w, r, name, fmt.Errorf("%w: retries exhausted, before streaming: %w", ErrConflict, err))
+			default:
+				m.fail(w, r, name, fmt.Errorf("%w: before streaming: %w", ErrCommitFailed, err))
 			}
-			m.fail(w, r, name, fmt.Errorf("%w: before streaming: %w", kind, err))
 			return false
 		}
 		m.afterCommit(ctx, name, sess, scope)
@@ -145,6 +152,10 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, name string,
 	m.afterCommit(ctx, name, sess, scope)
 	return false
 }
+
+// errConflictSeen stops a response from streaming after its transaction saw a
+// serialization failure, deadlock or stale plan.
+var errConflictSeen = errors.New("tenant: the transaction saw a conflict")
 
 // afterCommit runs the scope's after-commit functions if the transaction committed,
 // each guarded so one failing function does not stop the others.

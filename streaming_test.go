@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -145,4 +146,32 @@ func TestFlushReachesClient(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "data: 1\n", line, "the first event arrived before the handler finished")
 	close(step)
+}
+
+// A handler that ignores a serialization failure and flushes a 200 must not stream
+// success for rolled-back data: nothing has been sent yet, so the request runs again
+// (or answers 409 when attempts run out).
+func TestConflictBeforeFlushRunsAgain(t *testing.T) {
+	for _, tc := range []struct {
+		attempts int
+		code     int
+		body     string
+	}{{attempts: 3, code: 200, body: "attempt 2"}, {attempts: 1, code: 409, body: "conflict, please retry\n"}} {
+		t.Run(fmt.Sprint("attempts=", tc.attempts), func(t *testing.T) {
+			a := newTenantName("cfl")
+			e := newEnv(t, 2, tenant.Config{Resolver: byHeader, Attempts: tc.attempts}, a)
+			var n atomic.Int32
+			h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				attempt := n.Add(1)
+				if attempt == 1 {
+					_, _ = tenantctx.Session(r.Context()).Exec(r.Context(), raise("40001", "could not serialize"))
+				}
+				_, _ = fmt.Fprintf(w, "attempt %d", attempt)
+				w.(http.Flusher).Flush()
+			}))
+			code, body := serve(t, h, a)
+			assert.Equal(t, tc.code, code)
+			assert.Equal(t, tc.body, body)
+		})
+	}
 }
