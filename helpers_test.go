@@ -65,13 +65,21 @@ type env struct {
 // connections, every statement counted) and provisions the given tenants.
 func newEnv(t *testing.T, maxConns int32, cfg tenant.Config, tenants ...string) *env {
 	t.Helper()
+	return newEnvOn(t, testdb.URL(t), maxConns, nil, cfg, tenants...)
+}
+
+// newEnvOn is newEnv with the Manager's pool on dsn (e.g. through PgBouncer) and
+// extra pool options.
+func newEnvOn(t *testing.T, dsn string, maxConns int32, opts []pool.Option, cfg tenant.Config, tenants ...string) *env {
+	t.Helper()
 	ctx := context.Background()
 	e := &env{admin: testdb.Pool(t), queries: &queryCounter{}, logs: &logBuffer{}}
-	p, err := pool.New(ctx, testdb.URL(t), pool.WithMaxConns(maxConns),
+	opts = append([]pool.Option{pool.WithMaxConns(maxConns),
 		pool.WithConfig(func(c *pgxpool.Config) {
 			c.ConnConfig.Tracer = e.queries
 			c.ConnConfig.RuntimeParams["application_name"] = "tenant_test_" + t.Name()[:min(len(t.Name()), 40)]
-		}))
+		})}, opts...)
+	p, err := pool.New(ctx, dsn, opts...)
 	require.NoError(t, err)
 	t.Cleanup(p.Close)
 	e.pool = p

@@ -86,7 +86,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s := &Server{bin: bin, Dir: opts.Dir, Port: opts.Port}
 	if os.Geteuid() == 0 {
-		if s.cred, err = postgresCredential(); err != nil {
+		if s.cred, err = PostgresCredential(); err != nil {
 			return nil, err
 		}
 	}
@@ -107,7 +107,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	if s.Port == 0 {
-		if s.Port, err = freePort(); err != nil {
+		if s.Port, err = FreePort(); err != nil {
 			s.cleanup()
 			return nil, err
 		}
@@ -204,7 +204,9 @@ func runningPort(dir string) (int, bool) {
 	return port, true
 }
 
-func postgresCredential() (*syscall.Credential, error) {
+// PostgresCredential is the "postgres" OS user, for server processes that refuse to
+// run as root (initdb, postgres, pgbouncer).
+func PostgresCredential() (*syscall.Credential, error) {
 	u, err := user.Lookup("postgres")
 	if err != nil {
 		return nil, fmt.Errorf("pgserver: running as root needs a \"postgres\" OS user for initdb: %w", err)
@@ -214,7 +216,8 @@ func postgresCredential() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
-func freePort() (int, error) {
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("pgserver: pick a port: %w", err)
