@@ -93,7 +93,7 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, name string,
 	finished = true
 
 	if bw.Streaming() {
-		_ = sess.finish(ctx, false) // already ended by beforeStream; a no-op that guarantees it
+		_ = sess.finish(ctx, false)         // already ended by beforeStream; a no-op that guarantees it
 		if err := bw.Failed(); err != nil { // nothing reached the client
 			conflict := isRetryable(err) || errors.Is(err, errConflictSeen)
 			switch {
