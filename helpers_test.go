@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantkit/tenant"
@@ -125,6 +127,99 @@ func insertItem(t *testing.T, r *http.Request, name string) {
 	t.Helper()
 	_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "INSERT INTO items (name) VALUES ($1)", name)
 	require.NoError(t, err)
+}
+
+// incrementCounter reads the tenant's counter and writes it back plus one: a
+// read-modify-write, so concurrent requests conflict under SERIALIZABLE.
+var incrementCounter = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	db := tenantctx.Session(r.Context())
+	var v int
+	if err := db.QueryRow(r.Context(), "SELECT value FROM counter WHERE id = 1").Scan(&v); err != nil {
+		http.Error(w, err.Error(), 500)
+		return
+	}
+	if _, err := db.Exec(r.Context(), "UPDATE counter SET value = $1 WHERE id = 1", v+1); err != nil {
+		http.Error(w, err.Error(), 500)
+		return
+	}
+	_, _ = fmt.Fprintf(w, `{"value":%d}`, v+1)
+})
+
+// showTenant answers "<search_path>|<owner of each item>", what a request really sees.
+var showTenant = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	db := tenantctx.Session(r.Context())
+	var sp string
+	if err := db.QueryRow(r.Context(), "SHOW search_path").Scan(&sp); err != nil {
+		http.Error(w, err.Error(), 500)
+		return
+	}
+	rows, err := db.Query(r.Context(), "SELECT owner FROM items ORDER BY id")
+	if err != nil {
+		http.Error(w, err.Error(), 500)
+		return
+	}
+	owners, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		http.Error(w, err.Error(), 500)
+		return
+	}
+	_, _ = fmt.Fprint(w, sp+"|"+strings.Join(owners, ","))
+})
+
+// seedItems gives each tenant n items owned by it, written from outside the Manager.
+func (e *env) seedItems(t *testing.T, n int, tenants ...string) {
+	t.Helper()
+	for _, name := range tenants {
+		_, err := e.admin.Exec(context.Background(), `INSERT INTO "`+name+`".items (owner, name) SELECT $1, 'row' || g FROM generate_series(1, $2) g`, name, n)
+		require.NoError(t, err)
+	}
+}
+
+// alternate sends showTenant requests for tenants a and b from several goroutines and
+// checks that each sees only its own schema and its own n items.
+func alternate(t *testing.T, h http.Handler, a, b string, goroutines, each, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				name := a
+				if (g+i)%2 == 1 {
+					name = b
+				}
+				rec := do(h, "GET", "/", nil, "X-Tenant", name)
+				want := name + ", extensions|" + strings.TrimSuffix(strings.Repeat(name+",", n), ",")
+				if !assert.Equal(t, 200, rec.Code, rec.Body.String()) || !assert.Equal(t, want, rec.Body.String()) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// hammer sends workers x each incrementCounter requests for tenant and returns how
+// many were answered 200 and 409; any other answer fails the test.
+func hammer(t *testing.T, h http.Handler, tenantName string, workers, each int) (ok, conflict int) {
+	t.Helper()
+	var okN, conflictN atomic.Int32
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				switch rec := do(h, "POST", "/counter", nil, "X-Tenant", tenantName); rec.Code {
+				case 200:
+					okN.Add(1)
+				case 409:
+					conflictN.Add(1)
+				default:
+					t.Errorf("unexpected %d: %s", rec.Code, rec.Body.String())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return int(okN.Load()), int(conflictN.Load())
 }
 
 // do sends a request through handler and returns the recorder.

@@ -3,12 +3,7 @@ package tenant_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/http"
 	"os"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -20,7 +15,6 @@ import (
 	"github.com/tenantkit/tenant/internal/bouncer"
 	"github.com/tenantkit/tenant/internal/testdb"
 	"github.com/tenantkit/tenant/pool"
-	"github.com/tenantkit/tenant/tenantctx"
 )
 
 // behindBouncer starts PgBouncer in transaction mode with poolSize server connections
@@ -79,77 +73,14 @@ func TestLifecycleBehindPgBouncer(t *testing.T) {
 	a, b := newTenantName("pgba"), newTenantName("pgbb")
 	e := newEnvOn(t, dsn, 8, []pool.Option{pool.WithQueryExecMode(pgx.QueryExecModeExec)},
 		tenant.Config{Resolver: byHeader}, a, b) // provisioned through the bouncer
-	for _, n := range []string{a, b} {
-		_, err := e.admin.Exec(ctx, `INSERT INTO "`+n+`".items (owner, name) SELECT $1, 'row' || g FROM generate_series(1, 3) g`, n)
-		require.NoError(t, err)
-	}
-	show := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		db := tenantctx.Session(r.Context())
-		var sp string
-		if err := db.QueryRow(r.Context(), "SHOW search_path").Scan(&sp); err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		rows, err := db.Query(r.Context(), "SELECT owner FROM items WHERE id <= $1", 3)
-		if err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		owners, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		_, _ = fmt.Fprint(w, sp+"|"+strings.Join(owners, ","))
-	}))
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			for i := range 50 {
-				name := a
-				if (g+i)%2 == 1 {
-					name = b
-				}
-				rec := do(show, "GET", "/", nil, "X-Tenant", name)
-				want := name + ", extensions|" + name + "," + name + "," + name
-				if !assert.Equal(t, 200, rec.Code, rec.Body.String()) || !assert.Equal(t, want, rec.Body.String()) {
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	e.seedItems(t, 3, a, b)
+	alternate(t, tenant.Middleware(e.mgr)(showTenant), a, b, 8, 50, 3)
 
 	var outside string
 	require.NoError(t, e.pool.QueryRow(ctx, "SHOW search_path").Scan(&outside))
 	assert.Equal(t, `"$user", public`, outside, "no tenant setting survived in a server connection")
 
-	incr := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		db := tenantctx.Session(r.Context())
-		var v int
-		if err := db.QueryRow(r.Context(), "SELECT value FROM counter WHERE id = 1").Scan(&v); err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		if _, err := db.Exec(r.Context(), "UPDATE counter SET value = $1 WHERE id = 1", v+1); err != nil {
-			http.Error(w, err.Error(), 500)
-		}
-	}))
-	var ok atomic.Int32
-	for range 6 {
-		wg.Go(func() {
-			for range 15 {
-				switch rec := do(incr, "POST", "/", nil, "X-Tenant", a); rec.Code {
-				case 200:
-					ok.Add(1)
-				case 409:
-				default:
-					t.Errorf("unexpected %d: %s", rec.Code, rec.Body.String())
-				}
-			}
-		})
-	}
-	wg.Wait()
-	assert.Equal(t, int(ok.Load()), e.count(t, `SELECT value FROM "`+a+`".counter`))
-	assert.Positive(t, ok.Load())
+	ok, _ := hammer(t, tenant.Middleware(e.mgr)(incrementCounter), a, 6, 15)
+	assert.Equal(t, ok, e.count(t, `SELECT value FROM "`+a+`".counter`))
+	assert.Positive(t, ok)
 }

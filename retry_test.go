@@ -2,11 +2,9 @@ package tenant_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -115,42 +113,10 @@ func TestLongBodyRunsOnce(t *testing.T) {
 func TestConcurrentIncrementsSerializable(t *testing.T) {
 	a := newTenantName("ctr")
 	e := newEnv(t, 8, tenant.Config{Resolver: byHeader}, a)
-	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		db := tenantctx.Session(r.Context())
-		var v int
-		if err := db.QueryRow(r.Context(), "SELECT value FROM counter WHERE id = 1").Scan(&v); err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		if _, err := db.Exec(r.Context(), "UPDATE counter SET value = $1 WHERE id = 1", v+1); err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]int{"value": v + 1})
-	}))
-	const workers, each = 8, 25
-	var ok, conflict, other atomic.Int32
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for range each {
-				switch rec := do(h, "POST", "/counter", nil, "X-Tenant", a); rec.Code {
-				case 200:
-					ok.Add(1)
-				case 409:
-					conflict.Add(1)
-				default:
-					other.Add(1)
-					t.Errorf("unexpected %d: %s", rec.Code, rec.Body.String())
-				}
-			}
-		})
-	}
-	wg.Wait()
+	ok, conflict := hammer(t, tenant.Middleware(e.mgr)(incrementCounter), a, 8, 25)
 	final := e.count(t, `SELECT value FROM "`+a+`".counter WHERE id = 1`)
-	t.Logf("2xx=%d 409=%d retries logged=%d", ok.Load(), conflict.Load(), strings.Count(e.logs.String(), "running the request again"))
-	assert.Equal(t, int(ok.Load()), final)
-	assert.Equal(t, int32(workers*each), ok.Load()+conflict.Load())
-	assert.Positive(t, ok.Load())
-	assert.Zero(t, other.Load())
+	t.Logf("2xx=%d 409=%d retries logged=%d", ok, conflict, strings.Count(e.logs.String(), "running the request again"))
+	assert.Equal(t, ok, final)
+	assert.Equal(t, 8*25, ok+conflict)
+	assert.Positive(t, ok)
 }
