@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,9 +56,10 @@ func Main(m *testing.M) int {
 	}
 	defer stop()
 	adminURL = admin
-	name := "tenant_test_" + packageName() + "_" + randomHex(4)
-	if err := exec(ctx, adminURL, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		fmt.Fprintf(os.Stderr, "testdb: create database %s: %v\n", name, err)
+	dropOrphans(ctx)
+	name, err := createDatabase(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testdb: create database: %v\n", err)
 		return 1
 	}
 	dbURL = withDatabase(adminURL, name)
@@ -110,8 +112,8 @@ func NewDatabase(t testing.TB) string {
 	if adminURL == "" {
 		t.Fatal("testdb: NewDatabase is not available in a re-executed child")
 	}
-	name := "tenant_test_" + packageName() + "_" + randomHex(4)
-	if err := exec(context.Background(), adminURL, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	name, err := createDatabase(context.Background())
+	if err != nil {
 		t.Fatalf("testdb: create database: %v", err)
 	}
 	t.Cleanup(func() {
@@ -180,6 +182,57 @@ func exec(ctx context.Context, connString, sql string) error {
 	_, err = c.Exec(ctx, sql)
 	return err
 }
+
+// owner labels a database with the process that made it, so a later run can tell a
+// leftover (its maker died: a panic or a kill skips the cleanup) from a database in use.
+func owner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("tenant testdb host=%s pid=%d", host, os.Getpid())
+}
+
+func createDatabase(ctx context.Context) (string, error) {
+	name := "tenant_test_" + packageName() + "_" + randomHex(4)
+	ident := pgx.Identifier{name}.Sanitize()
+	if err := exec(ctx, adminURL, "CREATE DATABASE "+ident); err != nil {
+		return "", err
+	}
+	return name, exec(ctx, adminURL, "COMMENT ON DATABASE "+ident+" IS "+quoteLiteral(owner()))
+}
+
+// dropOrphans drops test databases made on this host by processes that are gone.
+func dropOrphans(ctx context.Context) {
+	c, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return
+	}
+	defer c.Close(ctx)
+	rows, err := c.Query(ctx, `SELECT d.datname::text, coalesce(shobj_description(d.oid, 'pg_database'), '')
+		FROM pg_database d WHERE d.datname LIKE 'tenant\_test\_%'`)
+	if err != nil {
+		return
+	}
+	names, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
+		var v [2]string
+		return v, r.Scan(&v[0], &v[1])
+	})
+	if err != nil {
+		return
+	}
+	host, _ := os.Hostname()
+	for _, n := range names {
+		var h string
+		var pid int
+		if _, err := fmt.Sscanf(n[1], "tenant testdb host=%s pid=%d", &h, &pid); err != nil || h != host {
+			continue
+		}
+		if syscall.Kill(pid, 0) == nil || pid == os.Getpid() {
+			continue // its maker still runs
+		}
+		_ = dropDatabase(ctx, n[0])
+	}
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func dropDatabase(ctx context.Context, name string) error {
 	return exec(ctx, adminURL, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")

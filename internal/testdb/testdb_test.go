@@ -1,0 +1,64 @@
+package testdb
+
+import (
+	"context"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestMain(m *testing.M) { os.Exit(Main(m)) }
+
+func databases(t *testing.T) map[string]bool {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, adminURL)
+	require.NoError(t, err)
+	defer c.Close(ctx)
+	rows, err := c.Query(ctx, "SELECT datname::text FROM pg_database")
+	require.NoError(t, err)
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	out := map[string]bool{}
+	for _, n := range names {
+		out[n] = true
+	}
+	return out
+}
+
+// A database whose maker died (a panic skips the cleanup) is dropped by the next run;
+// one whose maker lives, or that another host made, is kept.
+func TestDropOrphans(t *testing.T) {
+	ctx := context.Background()
+	dead := osexec.Command("true")
+	require.NoError(t, dead.Run())
+	host, _ := os.Hostname()
+	labels := map[string]string{
+		"tenant_test_orphan_dead":  fmt.Sprintf("tenant testdb host=%s pid=%d", host, dead.Process.Pid),
+		"tenant_test_orphan_alive": owner(),
+		"tenant_test_orphan_other": fmt.Sprintf("tenant testdb host=%s-elsewhere pid=%d", host, dead.Process.Pid),
+	}
+	for name, label := range labels {
+		ident := pgx.Identifier{name}.Sanitize()
+		require.NoError(t, exec(ctx, adminURL, "CREATE DATABASE "+ident))
+		require.NoError(t, exec(ctx, adminURL, "COMMENT ON DATABASE "+ident+" IS "+quoteLiteral(label)))
+		t.Cleanup(func() { _ = dropDatabase(ctx, name) })
+	}
+	dropOrphans(ctx)
+	dbs := databases(t)
+	assert.False(t, dbs["tenant_test_orphan_dead"])
+	assert.True(t, dbs["tenant_test_orphan_alive"])
+	assert.True(t, dbs["tenant_test_orphan_other"])
+	assert.True(t, dbs[databaseName(t)], "this package's own database stays")
+}
+
+func databaseName(t *testing.T) string {
+	cfg, err := pgx.ParseConfig(URL(t))
+	require.NoError(t, err)
+	return cfg.Database
+}
