@@ -19,6 +19,7 @@ type ConfigError struct {
 	dsn      string
 }
 
+// Error describes the problem with the password masked.
 func (e *ConfigError) Error() string {
 	return "pool: invalid connection string " + e.Redacted + ": " + reason(e.err, e.dsn)
 }

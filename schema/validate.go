@@ -38,6 +38,7 @@ type NameError struct {
 	Rule error  // one of the rule sentinels
 }
 
+// Error names the rejected name and the rule it broke.
 func (e *NameError) Error() string {
 	return fmt.Sprintf("invalid schema name %q: %v", e.Name, e.Rule)
 }
