@@ -87,20 +87,25 @@ func tenants(ctx context.Context, env environment, args []string) error {
 	defer closeAll()
 	p := a.Manager().Provisioner()
 	switch sub {
-	case "create":
+	case "create", "drop":
+		// Each name on its own: one that exists (create) or is missing (drop) is
+		// reported, and the others still get done.
+		var failed []error
 		for _, name := range args {
-			if err := p.Create(ctx, name); err != nil {
-				return err
+			var err error
+			if sub == "create" {
+				err = p.Create(ctx, name)
+			} else if err = p.Drop(ctx, name); err == nil {
+				a.Manager().Forget(name)
 			}
-			fmt.Fprintf(env.stdout, "created %s\n", name)
+			if err != nil {
+				failed = append(failed, err)
+				continue
+			}
+			fmt.Fprintf(env.stdout, "%s %s\n", map[string]string{"create": "created", "drop": "dropped"}[sub], name)
 		}
-	case "drop":
-		for _, name := range args {
-			if err := p.Drop(ctx, name); err != nil {
-				return err
-			}
-			a.Manager().Forget(name)
-			fmt.Fprintf(env.stdout, "dropped %s\n", name)
+		if len(failed) > 0 {
+			return errors.Join(failed...)
 		}
 	case "list":
 		fs := flag.NewFlagSet("tenants list", flag.ContinueOnError)

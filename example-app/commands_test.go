@@ -35,7 +35,7 @@ func dbEnv(t *testing.T) map[string]string { return map[string]string{"DATABASE_
 
 func TestTenantsCommands(t *testing.T) {
 	env := dbEnv(t)
-	t.Cleanup(func() { runWith(t, env, "tenants", "drop", "cmd-a", "cmd-b", "cmdx") })
+	t.Cleanup(func() { runWith(t, env, "tenants", "drop", "cmd-a", "cmd-b", "cmdx") }) // each name on its own
 
 	r := runWith(t, env, "tenants", "create", "cmd-a", "cmd-b", "cmdx")
 	require.Equal(t, 0, r.code, r.stderr)
@@ -47,9 +47,10 @@ func TestTenantsCommands(t *testing.T) {
 	r = runWith(t, env, "tenants", "list")
 	assert.Contains(t, r.stdout, "cmdx\n")
 
-	r = runWith(t, env, "tenants", "create", "cmd-a")
+	r = runWith(t, env, "tenants", "create", "cmd-a", "cmd-c")
 	assert.Equal(t, 1, r.code)
-	assert.Contains(t, r.stderr, "already exists")
+	assert.Contains(t, r.stderr, `"cmd-a": schema already exists`)
+	assert.Equal(t, "created cmd-c\n", r.stdout, "the other names still get done")
 
 	r = runWith(t, env, "migrate")
 	assert.Equal(t, 0, r.code, r.stderr)
@@ -59,9 +60,10 @@ func TestTenantsCommands(t *testing.T) {
 	r = runWith(t, env, "tenants", "drop", "cmd-b")
 	assert.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, "dropped cmd-b\n", r.stdout)
-	r = runWith(t, env, "tenants", "drop", "cmd-b")
+	r = runWith(t, env, "tenants", "drop", "cmd-b", "cmd-c")
 	assert.Equal(t, 1, r.code)
-	assert.Contains(t, r.stderr, "does not exist")
+	assert.Contains(t, r.stderr, `"cmd-b": schema does not exist`)
+	assert.Equal(t, "dropped cmd-c\n", r.stdout)
 	r = runWith(t, env, "tenants", "list", "--namespace", "cmd")
 	assert.Equal(t, "cmd-a\n", r.stdout)
 }
