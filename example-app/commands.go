@@ -38,7 +38,11 @@ func serve(ctx context.Context, env environment) error {
 	fmt.Fprintf(env.stdout, "  try: http://acme.localhost:%d/\n", port)
 	fmt.Fprintf(env.stdout, "       http://localhost:%d/t/globex/\n", port)
 	fmt.Fprintf(env.stdout, "       curl http://localhost:%d/t/acme/documents\n", port)
-	fmt.Fprintln(env.stdout, "  Ctrl-C stops the app"+map[bool]string{true: " and its PostgreSQL", false: ""}[demo])
+	if demo {
+		fmt.Fprintln(env.stdout, "  Ctrl-C stops the app and its PostgreSQL")
+	} else {
+		fmt.Fprintln(env.stdout, "  Ctrl-C stops the app")
+	}
 
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
