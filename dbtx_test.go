@@ -103,3 +103,29 @@ func TestConflictSeenThroughBatchAndRows(t *testing.T) {
 		})
 	}
 }
+
+// A conflict inside a savepoint counts even when the handler rolls the savepoint back
+// and carries on: the request runs again.
+func TestConflictInsideSavepoint(t *testing.T) {
+	a := newTenantName("csp")
+	e := newEnv(t, 2, tenant.Config{Resolver: byHeader}, a)
+	var attempts atomic.Int32
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		n := attempts.Add(1)
+		sp, err := tenantctx.Session(ctx).Begin(ctx)
+		require.NoError(t, err)
+		inner, err := sp.Begin(ctx) // nested savepoints are watched too
+		require.NoError(t, err)
+		if n == 1 {
+			_, err = inner.Exec(ctx, raise("40001", "could not serialize"))
+			require.Error(t, err)
+		}
+		require.NoError(t, inner.Rollback(ctx))
+		require.NoError(t, sp.Commit(ctx))
+		_, _ = fmt.Fprintf(w, "attempt %d", n)
+	}))
+	rec := do(h, "GET", "/", nil, "X-Tenant", a)
+	assert.Equal(t, 200, rec.Code)
+	assert.Equal(t, "attempt 2", rec.Body.String())
+}

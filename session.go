@@ -167,73 +167,15 @@ func (s *session) CopyFrom(ctx context.Context, table pgx.Identifier, columns []
 	return n, err
 }
 
-// Begin starts a savepoint inside the request's transaction.
+// Begin starts a savepoint inside the request's transaction. Errors inside it count
+// like any other: a conflict there runs the request again even if the savepoint is
+// rolled back, since the transaction's view may no longer be consistent.
 func (s *session) Begin(ctx context.Context) (pgx.Tx, error) {
 	tx, err := s.current(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sp, err := tx.Begin(ctx)
-	s.observe(err)
-	return sp, err
-}
-
-// observedRows reports the error that ends iteration to the session.
-type observedRows struct {
-	pgx.Rows
-	s *session
-}
-
-func (r *observedRows) Err() error {
-	err := r.Rows.Err()
-	r.s.observe(err)
-	return err
-}
-
-func (r *observedRows) Close() {
-	r.Rows.Close()
-	r.s.observe(r.Rows.Err())
-}
-
-type observedRow struct {
-	row pgx.Row
-	s   *session
-}
-
-func (r observedRow) Scan(dest ...any) error {
-	err := r.row.Scan(dest...)
-	r.s.observe(err)
-	return err
-}
-
-type observedBatch struct {
-	pgx.BatchResults
-	s *session
-}
-
-func (b *observedBatch) Exec() (pgconn.CommandTag, error) {
-	tag, err := b.BatchResults.Exec()
-	b.s.observe(err)
-	return tag, err
-}
-
-func (b *observedBatch) Query() (pgx.Rows, error) {
-	rows, err := b.BatchResults.Query()
-	if err != nil {
-		b.s.observe(err)
-		return nil, err
-	}
-	return &observedRows{Rows: rows, s: b.s}, nil
-}
-
-func (b *observedBatch) QueryRow() pgx.Row {
-	return observedRow{row: b.BatchResults.QueryRow(), s: b.s}
-}
-
-func (b *observedBatch) Close() error {
-	err := b.BatchResults.Close()
-	b.s.observe(err)
-	return err
+	return beginObserved(ctx, tx, s)
 }
 
 // isRetryable: serialization failure, deadlock, or "cached plan must not change result
