@@ -11,22 +11,22 @@ import (
 // batch, a savepoint) to the session, which notes conflicts that call for running the
 // request again, even when the handler swallows them.
 
-func beginObserved(ctx context.Context, tx pgx.Tx, s *session) (pgx.Tx, error) {
-	sp, err := tx.Begin(ctx)
-	if err != nil {
-		s.observe(err)
-		return nil, err
-	}
-	return &observedTx{Tx: sp, s: s}, nil
-}
-
-// observedTx is a savepoint whose errors the session sees.
+// observedTx is the request's transaction, or a savepoint in it, whose errors the
+// session sees.
 type observedTx struct {
 	pgx.Tx
 	s *session
 }
 
-func (t *observedTx) Begin(ctx context.Context) (pgx.Tx, error) { return beginObserved(ctx, t.Tx, t.s) }
+// Begin starts a savepoint that is observed too.
+func (t *observedTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	sp, err := t.Tx.Begin(ctx)
+	if err != nil {
+		t.s.observe(err)
+		return nil, err
+	}
+	return &observedTx{Tx: sp, s: t.s}, nil
+}
 
 func (t *observedTx) Commit(ctx context.Context) error {
 	err := t.Tx.Commit(ctx)

@@ -29,7 +29,7 @@ type session struct {
 	pool      *pgxpool.Pool
 	beginSQL  string
 	mu        sync.Mutex
-	tx        pgx.Tx
+	tx        *observedTx // the request's transaction, once begun
 	ended     bool
 	conflict  bool  // a serialization failure, deadlock or stale plan was seen
 	beginErr  error // the transaction could not begin (database unreachable)
@@ -47,7 +47,7 @@ func (m *Manager) newSession(name string) *session {
 }
 
 // current returns the transaction, beginning it on first use.
-func (s *session) current(ctx context.Context) (pgx.Tx, error) {
+func (s *session) current(ctx context.Context) (*observedTx, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
@@ -61,7 +61,7 @@ func (s *session) current(ctx context.Context) (pgx.Tx, error) {
 			}
 			return nil, fmt.Errorf("tenant: begin: %w", err)
 		}
-		s.tx = tx
+		s.tx = &observedTx{Tx: tx, s: s}
 	}
 	return s.tx, nil
 }
@@ -102,8 +102,7 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 	if !commit {
 		return tx.Rollback(ctx)
 	}
-	err := tx.Commit(ctx)
-	s.observe(err)
+	err := tx.Commit(ctx) // observed: a conflict at COMMIT runs the request again
 	if err == nil {
 		s.mu.Lock()
 		s.committed = true
@@ -123,9 +122,7 @@ func (s *session) Exec(ctx context.Context, sql string, args ...any) (pgconn.Com
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	tag, err := tx.Exec(ctx, sql, args...)
-	s.observe(err)
-	return tag, err
+	return tx.Exec(ctx, sql, args...)
 }
 
 func (s *session) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
@@ -133,12 +130,7 @@ func (s *session) Query(ctx context.Context, sql string, args ...any) (pgx.Rows,
 	if err != nil {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, sql, args...)
-	if err != nil {
-		s.observe(err)
-		return nil, err
-	}
-	return &observedRows{Rows: rows, s: s}, nil
+	return tx.Query(ctx, sql, args...)
 }
 
 func (s *session) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
@@ -146,7 +138,7 @@ func (s *session) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	if err != nil {
 		return tenantctx.ErrRow{Err: err}
 	}
-	return observedRow{row: tx.QueryRow(ctx, sql, args...), s: s}
+	return tx.QueryRow(ctx, sql, args...)
 }
 
 func (s *session) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
@@ -154,7 +146,7 @@ func (s *session) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 	if err != nil {
 		return tenantctx.ErrBatchResults{Err: err}
 	}
-	return &observedBatch{BatchResults: tx.SendBatch(ctx, b), s: s}
+	return tx.SendBatch(ctx, b)
 }
 
 func (s *session) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
@@ -162,9 +154,7 @@ func (s *session) CopyFrom(ctx context.Context, table pgx.Identifier, columns []
 	if err != nil {
 		return 0, err
 	}
-	n, err := tx.CopyFrom(ctx, table, columns, src)
-	s.observe(err)
-	return n, err
+	return tx.CopyFrom(ctx, table, columns, src)
 }
 
 // Begin starts a savepoint inside the request's transaction. Errors inside it count
@@ -175,7 +165,7 @@ func (s *session) Begin(ctx context.Context) (pgx.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return beginObserved(ctx, tx, s)
+	return tx.Begin(ctx)
 }
 
 // isRetryable: serialization failure, deadlock, or "cached plan must not change result
