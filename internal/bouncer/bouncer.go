@@ -74,12 +74,11 @@ pidfile = %s
 `, up.Database, server, b.Port, filepath.Join(dir, "users.txt"), mode, poolSize,
 		filepath.Join(dir, "pgbouncer.log"), filepath.Join(dir, "pgbouncer.pid"))
 	users := fmt.Sprintf("%q \"\"\n", up.User)
-	if err := os.WriteFile(filepath.Join(dir, "pgbouncer.ini"), []byte(conf), 0o600); err == nil {
-		err = os.WriteFile(filepath.Join(dir, "users.txt"), []byte(users), 0o600)
-	}
-	if err != nil {
-		b.cleanup()
-		return nil, err
+	for file, content := range map[string]string{"pgbouncer.ini": conf, "users.txt": users} {
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(content), 0o600); err != nil {
+			b.cleanup()
+			return nil, fmt.Errorf("bouncer: %w", err)
+		}
 	}
 	b.cmd = exec.Command(bin, filepath.Join(dir, "pgbouncer.ini"))
 	b.cmd.Dir = dir
