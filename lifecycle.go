@@ -52,15 +52,22 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, name string, nex
 	if !replayable {
 		attempts = 1
 	}
+	m.repeat(r.Context(), name, attempts, func(last bool) bool {
+		return m.serveOnce(w, r, name, tag, next, body, last)
+	})
+}
+
+// repeat calls once until it asks for no retry, at most n times (the last call is
+// told so), pausing between calls; it reports false when ctx ended during a pause.
+func (m *Manager) repeat(ctx context.Context, name string, n int, once func(last bool) (retry bool)) bool {
 	for attempt := 1; ; attempt++ {
-		retry := m.serveOnce(w, r, name, tag, next, body, attempt == attempts)
-		if !retry {
-			return
+		if !once(attempt == n) {
+			return true
 		}
-		m.log.DebugContext(r.Context(), "tenant: transaction conflict, running the request again",
+		m.log.DebugContext(ctx, "tenant: transaction conflict, running again",
 			slog.String("tenant", name), slog.Int("attempt", attempt))
-		if !pause(r.Context(), attempt) {
-			return // client gone
+		if !pause(ctx, attempt) {
+			return false
 		}
 	}
 }
@@ -120,28 +127,15 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, name string,
 		m.fail(w, r, name, fmt.Errorf("%w: %w", ErrUnavailable, err))
 		return false
 	}
-	if sess.sawConflict() {
-		_ = sess.finish(ctx, false)
-		if !last {
-			return true
-		}
-		m.fail(w, r, name, fmt.Errorf("%w: retries exhausted", ErrConflict))
+	retry, err := sess.end(ctx, bw.Status() < http.StatusBadRequest && !scope.IsRollbackOnly(), last)
+	switch {
+	case retry:
+		return true
+	case errors.Is(err, errRollbackFailed):
+		m.log.WarnContext(ctx, "tenant: rollback failed", slog.String("tenant", name), slog.Any("error", err))
+	case err != nil:
+		m.fail(w, r, name, err)
 		return false
-	}
-	commit := bw.Status() < http.StatusBadRequest && !scope.IsRollbackOnly()
-	if err := sess.finish(ctx, commit); err != nil {
-		switch {
-		case !commit:
-			m.log.WarnContext(ctx, "tenant: rollback failed", slog.String("tenant", name), slog.Any("error", err))
-		case isRetryable(err) && !last:
-			return true
-		case isRetryable(err):
-			m.fail(w, r, name, fmt.Errorf("%w: retries exhausted: %w", ErrConflict, err))
-			return false
-		default:
-			m.fail(w, r, name, fmt.Errorf("%w: %w", ErrCommitFailed, err))
-			return false
-		}
 	}
 	if m.negotiator != nil {
 		locale.AddVary(bw.Header(), "Accept-Language", "Cookie") // the handler may have replaced Vary

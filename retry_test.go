@@ -115,7 +115,7 @@ func TestConcurrentIncrementsSerializable(t *testing.T) {
 	e := newEnv(t, 8, tenant.Config{Resolver: byHeader}, a)
 	ok, conflict := hammer(t, tenant.Middleware(e.mgr)(incrementCounter), a, 8, 25)
 	final := e.count(t, `SELECT value FROM "`+a+`".counter WHERE id = 1`)
-	t.Logf("2xx=%d 409=%d retries logged=%d", ok, conflict, strings.Count(e.logs.String(), "running the request again"))
+	t.Logf("2xx=%d 409=%d retries logged=%d", ok, conflict, strings.Count(e.logs.String(), "transaction conflict, running again"))
 	assert.Equal(t, ok, final)
 	assert.Equal(t, 8*25, ok+conflict)
 	assert.Positive(t, ok)

@@ -2,8 +2,7 @@ package tenant
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
+	"errors"
 
 	"golang.org/x/text/language"
 )
@@ -35,16 +34,14 @@ func (m *Manager) Run(ctx context.Context, name string, fn func(ctx context.Cont
 	if err := m.check(ctx, name); err != nil {
 		return err
 	}
-	for attempt := 1; ; attempt++ {
-		retry, err := m.runOnce(ctx, name, fn, settings, attempt == m.attempts)
-		if !retry {
-			return err
-		}
-		m.log.DebugContext(ctx, "tenant: transaction conflict, running again", slog.String("tenant", name), slog.Int("attempt", attempt))
-		if !pause(ctx, attempt) {
-			return ctx.Err()
-		}
+	var err error
+	if !m.repeat(ctx, name, m.attempts, func(last bool) (retry bool) {
+		retry, err = m.runOnce(ctx, name, fn, settings, last)
+		return retry
+	}) {
+		return ctx.Err()
 	}
+	return err
 }
 
 func (m *Manager) runOnce(ctx context.Context, name string, fn func(context.Context) error, s runSettings, last bool) (retry bool, err error) {
@@ -59,28 +56,17 @@ func (m *Manager) runOnce(ctx context.Context, name string, fn func(context.Cont
 	fnErr := fn(ctx)
 	finished = true
 
-	if fnErr != nil || scope.IsRollbackOnly() || ctx.Err() != nil || sess.sawConflict() {
-		_ = sess.finish(ctx, false)
-		switch {
-		case sess.sawConflict() && !last:
-			return true, nil
-		case fnErr != nil:
-			return false, fnErr
-		case sess.sawConflict():
-			return false, fmt.Errorf("%w: retries exhausted", ErrConflict)
-		default:
-			return false, ctx.Err() // nil for RollbackOnly
-		}
-	}
-	if err := sess.finish(ctx, true); err != nil {
-		switch {
-		case isRetryable(err) && !last:
-			return true, nil
-		case isRetryable(err):
-			return false, fmt.Errorf("%w: retries exhausted: %w", ErrConflict, err)
-		default:
-			return false, fmt.Errorf("%w: %w", ErrCommitFailed, err)
-		}
+	commit := fnErr == nil && !scope.IsRollbackOnly() && ctx.Err() == nil
+	retry, err = sess.end(ctx, commit, last)
+	switch {
+	case retry:
+		return true, nil
+	case fnErr != nil:
+		return false, fnErr // unchanged, even after the last conflict
+	case errors.Is(err, errRollbackFailed), err == nil && !commit:
+		return false, ctx.Err() // nil for RollbackOnly
+	case err != nil:
+		return false, err
 	}
 	m.afterCommit(ctx, name, sess, scope)
 	return false, nil

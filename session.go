@@ -111,6 +111,37 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 	return err
 }
 
+// errRollbackFailed marks a failed ROLLBACK: logged, never shown to the client.
+var errRollbackFailed = errors.New("tenant: rollback failed")
+
+// end finishes one attempt; last says no attempt follows. A transaction that saw a
+// conflict rolls back and asks to run again (unless last: ErrConflict). Otherwise it
+// commits or rolls back as asked; a COMMIT that fails with a conflict asks to run
+// again (unless last: ErrConflict), any other COMMIT failure is ErrCommitFailed. A
+// failed ROLLBACK is errRollbackFailed.
+func (s *session) end(ctx context.Context, commit, last bool) (retry bool, err error) {
+	if s.sawConflict() {
+		_ = s.finish(ctx, false)
+		if !last {
+			return true, nil
+		}
+		return false, fmt.Errorf("%w: retries exhausted", ErrConflict)
+	}
+	err = s.finish(ctx, commit)
+	switch {
+	case err == nil:
+		return false, nil
+	case !commit:
+		return false, fmt.Errorf("%w: %w", errRollbackFailed, err)
+	case isRetryable(err) && !last:
+		return true, nil
+	case isRetryable(err):
+		return false, fmt.Errorf("%w: retries exhausted: %w", ErrConflict, err)
+	default:
+		return false, fmt.Errorf("%w: %w", ErrCommitFailed, err)
+	}
+}
+
 func (s *session) didCommit() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
