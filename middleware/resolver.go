@@ -122,9 +122,19 @@ func PathValue(key string) Resolver {
 
 // Header takes the tenant from a request header, e.g. Header("X-Tenant"). The value is
 // used as sent (trimmed), so "Acme" fails validation rather than becoming "acme".
+//
+// A header sent more than once names no tenant: taking the first copy would let a
+// client-sent value win over one appended by a proxy. A trusted proxy in front must
+// therefore set (replace) the header, never append to it, and strip any copy the
+// client sent. Proxies that merge copies into one value ("a, b") are caught later: the
+// comma fails validation.
 func Header(name string) Resolver {
 	return func(r *http.Request) (string, *http.Request) {
-		return strings.TrimSpace(r.Header.Get(name)), r
+		values := r.Header.Values(name)
+		if len(values) != 1 {
+			return "", r
+		}
+		return strings.TrimSpace(values[0]), r
 	}
 }
 

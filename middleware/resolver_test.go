@@ -146,3 +146,27 @@ func TestParamHeaderFirst(t *testing.T) {
 	assert.Equal(t, "", got)
 	assert.Same(t, r, next)
 }
+
+func TestHeader(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		values []string // each one a separate header line
+		want   string
+	}{
+		{"one value", []string{"  acme "}, "acme"},
+		{"repeated identical", []string{"acme", "acme"}, ""},
+		{"repeated different", []string{"client", "proxy"}, ""},
+		{"comma-joined", []string{" client, proxy "}, "client, proxy"}, // validation refuses it later
+		{"missing", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			for _, v := range tc.values {
+				r.Header.Add("X-Tenant", v)
+			}
+			got, next := middleware.Header("x-tenant")(r)
+			assert.Equal(t, tc.want, got)
+			assert.Same(t, r, next)
+		})
+	}
+}

@@ -79,7 +79,7 @@ func TestFromApplicationID(t *testing.T) {
 	}{
 		{"municipalities/new-york", "municipalities-new_york", nil},
 		{"foo/bar", "foo-bar", nil},
-		{"foo/bar_baz", "foo-bar_baz", nil},
+		{"foo/bar_baz", "", schema.ErrInvalidApplicationID}, // '_' would share a schema with "foo/bar-baz"
 		{"foo", "", schema.ErrInvalidApplicationID},
 		{"foo/", "", schema.ErrInvalidApplicationID},
 		{"foo/bar/baz", "", schema.ErrInvalidApplicationID},
