@@ -15,8 +15,8 @@ import (
 // plain lower-case identifier.
 var ErrExtensionName = errors.New("invalid extension name")
 
-// ErrExtensions is wrapped when the shared extensions cannot be provisioned by this
-// role; the error text names the SQL a superuser must run.
+// ErrExtensions is wrapped when the shared schemas (extensions, registry) cannot be
+// provisioned by this role; the error text names the SQL a superuser must run.
 var ErrExtensions = errors.New("extensions are not provisioned")
 
 var extensionName = regexp.MustCompile(`\A[a-z_][a-z0-9_]{0,62}\z`)
@@ -24,40 +24,78 @@ var extensionName = regexp.MustCompile(`\A[a-z_][a-z0-9_]{0,62}\z`)
 // extensionsLock is the advisory lock (second key) that serializes extension creation.
 const extensionsLock = 0
 
-// EnsureExtensions makes the shared "extensions" schema and the configured extensions
-// exist, once per Provisioner: after a success it costs nothing. When they already
-// exist no DDL runs, so a role without CREATE rights works once a superuser has
-// installed them. A role that may not create them gets an error wrapping
-// ErrExtensions that names the SQL a superuser must run.
+// EnsureExtensions makes the shared schemas exist, once per Provisioner: the
+// "extensions" schema with the configured extensions, and the tenant registry. After a
+// success it costs nothing. When they already exist no DDL runs, so a role without
+// CREATE rights works once a superuser has made them. A role that may not create them
+// gets an error wrapping ErrExtensions that names the SQL a superuser must run.
+// Provisioning calls it; call it yourself to fail early at start-up.
 func (p *Provisioner) EnsureExtensions(ctx context.Context) error {
-	p.extMu.Lock()
-	defer p.extMu.Unlock()
-	if p.extReady || len(p.extensions) == 0 {
+	p.sharedMu.Lock()
+	defer p.sharedMu.Unlock()
+	if p.sharedReady {
 		return nil
 	}
 	err := p.retry(ctx, "extensions", ExtensionsSchema, func() error {
-		return inTx(ctx, p.db, func(tx pgx.Tx) error { return p.ensureExtensionsTx(ctx, tx) })
+		return inTx(ctx, p.db, func(tx pgx.Tx) error { return p.ensureSharedTx(ctx, tx) })
 	})
 	if err != nil {
 		return err
 	}
-	p.extReady = true
+	p.sharedReady = true
 	return nil
 }
 
-func (p *Provisioner) ensureExtensionsTx(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", lockKey, extensionsLock); err != nil {
+// ensureSharedTx looks before it creates: when everything is there it runs no DDL, and
+// when the role may not create what is missing, the error names all of it.
+func (p *Provisioner) ensureSharedTx(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", execMode, lockKey, extensionsLock); err != nil {
 		return err
 	}
-	rows, err := tx.Query(ctx, `SELECT e.extname::text, n.nspname::text FROM pg_catalog.pg_extension e
-		JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = ANY($1)`, p.extensions)
-	if err != nil {
+	var registry bool
+	var role string
+	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL, current_user", execMode, registryTable).Scan(&registry, &role); err != nil {
 		return err
+	}
+	missing, err := p.missingExtensions(ctx, tx)
+	if err != nil || (registry && len(missing) == 0) {
+		return err
+	}
+	hint := func(err error) error { return privilegeHint(err, sharedSQL(!registry, missing, role)) }
+	if !registry {
+		if _, err := tx.Exec(ctx, createRegistrySQL); err != nil {
+			return hint(err)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+ExtensionsSchema); err != nil {
+		return hint(err)
+	}
+	for _, e := range missing {
+		if _, err := tx.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS "+pgx.Identifier{e}.Sanitize()+" SCHEMA "+ExtensionsSchema); err != nil {
+			return hint(err)
+		}
+	}
+	return nil
+}
+
+// missingExtensions returns the configured extensions not installed yet; one
+// installed in another schema is an error that says how to move it.
+func (p *Provisioner) missingExtensions(ctx context.Context, tx pgx.Tx) ([]string, error) {
+	if len(p.extensions) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT e.extname::text, n.nspname::text FROM pg_catalog.pg_extension e
+		JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = ANY($1)`, execMode, p.extensions)
+	if err != nil {
+		return nil, err
 	}
 	installed := map[string]string{}
 	var ext, nsp string
 	if _, err := pgx.ForEachRow(rows, []any{&ext, &nsp}, func() error { installed[ext] = nsp; return nil }); err != nil {
-		return err
+		return nil, err
 	}
 	var missing []string
 	for _, e := range p.extensions {
@@ -65,37 +103,39 @@ func (p *Provisioner) ensureExtensionsTx(ctx context.Context, tx pgx.Tx) error {
 		case !ok:
 			missing = append(missing, e)
 		case where != ExtensionsSchema:
-			return fmt.Errorf("schema: %w: extension %q is installed in schema %q, where tenants do not see it; "+
+			return nil, fmt.Errorf("schema: %w: extension %q is installed in schema %q, where tenants do not see it; "+
 				"a superuser must run: ALTER EXTENSION %s SET SCHEMA %s",
 				ErrExtensions, e, where, pgx.Identifier{e}.Sanitize(), ExtensionsSchema)
 		}
 	}
-	if len(missing) == 0 { // all present in "extensions", so the schema exists too
-		return nil
+	return missing, nil
+}
+
+// sharedSQL is what a superuser runs to make the missing shared schemas, leaving the
+// registry to role, which writes it when it provisions tenants.
+func sharedSQL(registry bool, missing []string, role string) string {
+	var sql strings.Builder
+	if registry {
+		owner := pgx.Identifier{role}.Sanitize()
+		sql.WriteString(createRegistrySQL + "; ALTER SCHEMA " + RegistrySchema + " OWNER TO " + owner +
+			"; ALTER TABLE " + registryTable + " OWNER TO " + owner + ";")
 	}
-	if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+ExtensionsSchema); err != nil {
-		return p.privilegeHint(err, missing)
-	}
-	for _, e := range missing {
-		if _, err := tx.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS "+pgx.Identifier{e}.Sanitize()+" SCHEMA "+ExtensionsSchema); err != nil {
-			return p.privilegeHint(err, missing)
+	if len(missing) > 0 {
+		sql.WriteString(" CREATE SCHEMA IF NOT EXISTS " + ExtensionsSchema + ";")
+		for _, e := range missing {
+			sql.WriteString(" CREATE EXTENSION IF NOT EXISTS " + pgx.Identifier{e}.Sanitize() + " SCHEMA " + ExtensionsSchema + ";")
 		}
+		sql.WriteString(" GRANT USAGE ON SCHEMA " + ExtensionsSchema + " TO PUBLIC;")
 	}
-	return nil
+	return strings.TrimSpace(sql.String())
 }
 
 // privilegeHint turns "permission denied" into an error that says what to run.
-func (p *Provisioner) privilegeHint(err error, missing []string) error {
+func privilegeHint(err error, sql string) error {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
 		return err
 	}
-	var sql strings.Builder
-	sql.WriteString("CREATE SCHEMA IF NOT EXISTS " + ExtensionsSchema + ";")
-	for _, e := range missing {
-		sql.WriteString(" CREATE EXTENSION IF NOT EXISTS " + pgx.Identifier{e}.Sanitize() + " SCHEMA " + ExtensionsSchema + ";")
-	}
-	sql.WriteString(" GRANT USAGE ON SCHEMA " + ExtensionsSchema + " TO PUBLIC;")
 	return fmt.Errorf("schema: %w: this role may not create them (%s); a superuser must run: %s",
-		ErrExtensions, pgErr.Message, sql.String())
+		ErrExtensions, pgErr.Message, sql)
 }

@@ -17,6 +17,11 @@ var ErrMigrations = errors.New("invalid migrations")
 // ErrMigrationFailed is wrapped when a migration's SQL fails in a tenant schema.
 var ErrMigrationFailed = errors.New("migration failed")
 
+// ErrMigrationOrder is wrapped when a pending migration is older than one a tenant
+// already has: migrations apply in version order, so that a tenant's version always
+// says which tables it has.
+var ErrMigrationOrder = errors.New("migration out of order")
+
 // Migration is one SQL file: "0001_create_documents.sql" is version 1.
 type Migration struct {
 	Version int64

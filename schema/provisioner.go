@@ -12,10 +12,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// ErrExists is returned by Create for a schema that already exists.
+// ErrExists is returned by Create for a tenant that already exists.
 var ErrExists = errors.New("schema already exists")
 
-// ErrNotFound is returned by Drop and Migrate for a schema that does not exist.
+// ErrNotFound is returned for a tenant that does not exist (Lookup, Migrate, Drop,
+// Adopt).
 var ErrNotFound = errors.New("schema does not exist")
 
 // VersionTable is the table, inside each tenant schema, that records applied migrations.
@@ -57,6 +58,8 @@ func DefaultExtensions() []string {
 // Provisioner creates, migrates, lists and drops tenant schemas. It is safe for
 // concurrent use, and several processes may provision at once: each schema's
 // provisioning runs in one transaction holding an advisory lock keyed by its name.
+// It keeps no cache: every call asks the database, so a schema dropped by anyone is
+// seen at once (callers that need speed cache admissions, as tenant.Manager does).
 type Provisioner struct {
 	db         DB
 	validator  Validator
@@ -65,9 +68,8 @@ type Provisioner struct {
 	attempts   int
 	log        *slog.Logger
 
-	extMu    sync.Mutex
-	extReady bool
-	ready    sync.Map // schema name → struct{}: provisioned and migrated by this Provisioner
+	sharedMu    sync.Mutex
+	sharedReady bool
 }
 
 // NewProvisioner checks the configuration (extension names, migration files) and
@@ -108,100 +110,122 @@ func (p *Provisioner) Validate(name string) error { return p.validator.Validate(
 // Migrations returns the loaded migrations, in order.
 func (p *Provisioner) Migrations() []Migration { return append([]Migration(nil), p.migrations...) }
 
-// Exists reports whether the schema exists. It always asks the database.
+// Exists reports whether name is a tenant: a schema this package provisioned (or
+// adopted) that still exists. A schema it did not create is not one. It always asks
+// the database.
 func (p *Provisioner) Exists(ctx context.Context, name string) (bool, error) {
-	if err := p.Validate(name); err != nil {
-		return false, err
+	_, err := p.Lookup(ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
 	}
-	var ok bool
-	if err := p.db.QueryRow(ctx, existsSQL, name).Scan(&ok); err != nil {
-		return false, fmt.Errorf("schema: exists %q: %w", name, err)
-	}
-	return ok, nil
+	return err == nil, err
 }
 
-// Create provisions a new schema: extensions, the schema, every migration, committed
-// together. It returns an error wrapping ErrExists when the schema already exists.
+// Create provisions a new tenant: extensions, the schema, its registration, every
+// migration, committed together. It returns an error wrapping ErrExists when the
+// tenant exists, ErrForeign when a schema of that name exists but is not a tenant.
 func (p *Provisioner) Create(ctx context.Context, name string) error {
 	_, err := p.provision(ctx, name, modeCreate)
 	return err
 }
 
-// CreateIfNotExists provisions the schema when it is missing and applies pending
-// migrations when it exists. created reports whether this call made the schema.
+// CreateIfNotExists provisions the tenant when it is missing and applies pending
+// migrations when it exists. created reports whether this call made the schema. A
+// schema of that name that is not a tenant is refused with ErrForeign.
 func (p *Provisioner) CreateIfNotExists(ctx context.Context, name string) (created bool, err error) {
 	return p.provision(ctx, name, modeEnsure)
 }
 
-// Migrate applies pending migrations to an existing schema; ErrNotFound when missing.
+// Migrate applies pending migrations to an existing tenant; ErrNotFound when it is
+// missing, ErrForeign for a schema that is not a tenant.
 func (p *Provisioner) Migrate(ctx context.Context, name string) error {
 	_, err := p.provision(ctx, name, modeMigrate)
 	return err
 }
 
-// Ensure is CreateIfNotExists, remembered: once a schema was provisioned by this
-// Provisioner, later calls return nil without touching the database. Many goroutines
-// and processes may ensure the same new schema at once; one creates it, all succeed.
+// Ensure is CreateIfNotExists without the report. Many goroutines and processes may
+// ensure the same new tenant at once; one creates it, all succeed.
 func (p *Provisioner) Ensure(ctx context.Context, name string) error {
-	if _, ok := p.ready.Load(name); ok {
-		return nil
-	}
 	_, err := p.provision(ctx, name, modeEnsure)
 	return err
 }
 
-// Drop removes the schema and everything in it (CASCADE) and forgets it. It returns
-// an error wrapping ErrNotFound when the schema does not exist.
+// Drop removes the tenant's schema and everything in it (CASCADE) and its
+// registration. It returns an error wrapping ErrNotFound when the tenant does not
+// exist, ErrForeign for a schema this package did not create (which it never drops).
 func (p *Provisioner) Drop(ctx context.Context, name string) error {
 	if err := p.Validate(name); err != nil {
 		return err
 	}
-	defer p.ready.Delete(name)
+	if err := p.EnsureExtensions(ctx); err != nil { // the registry, which Drop reads
+		return err
+	}
+	var missing bool
 	err := p.retry(ctx, "drop", name, func() error {
+		missing = false
 		return inTx(ctx, p.db, func(tx pgx.Tx) error {
-			exists, err := lockSchema(ctx, tx, name)
-			if err != nil {
+			st, err := inspect(ctx, tx, name)
+			switch {
+			case err != nil:
+				return err
+			case st.exists && !st.ours:
+				return fmt.Errorf("schema: drop %q: %w", name, ErrForeign)
+			case !st.exists:
+				missing = true // a registration left by a DROP SCHEMA made by hand goes too
+				_, err := tx.Exec(ctx, "DELETE FROM "+registryTable+" WHERE name = $1", execMode, name)
 				return err
 			}
-			if !exists {
-				return fmt.Errorf("schema: drop %q: %w", name, ErrNotFound)
+			if _, err := tx.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
+				return err
 			}
-			_, err = tx.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{name}.Sanitize()+" CASCADE")
+			_, err = tx.Exec(ctx, "DELETE FROM "+registryTable+" WHERE name = $1", execMode, name)
 			return err
 		})
 	})
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	switch {
+	case err == nil && missing:
+		return fmt.Errorf("schema: drop %q: %w", name, ErrNotFound)
+	case err != nil && !errors.Is(err, ErrForeign):
 		return fmt.Errorf("schema: drop %q: %w", name, err)
 	}
 	return err
 }
 
-// List returns the tenant schemas, sorted: every schema whose name passes Validate
-// (so never pg_*, information_schema, public, extensions or a reserved name). With a
-// namespace, only "namespace-*" schemas: "foo" matches "foo-bar", not "foobar" or
-// "foo_bar".
+// List returns the tenants, sorted: the registered schemas that exist. With a
+// namespace, only "namespace-*" tenants: "foo" matches "foo-bar", not "foobar" or
+// "foo_bar". Schemas this package did not create are never listed.
 func (p *Provisioner) List(ctx context.Context, namespace string) ([]string, error) {
 	if namespace != "" {
 		if err := ValidateNamespace(namespace); err != nil {
 			return nil, err
 		}
 	}
-	rows, err := p.db.Query(ctx, `SELECT nspname::text FROM pg_catalog.pg_namespace
-		WHERE $1 = '' OR starts_with(nspname::text, $1 || '-') ORDER BY nspname COLLATE "C"`, namespace)
+	rows, err := p.db.Query(ctx, `SELECT t.name FROM `+registryTable+` t
+		JOIN pg_catalog.pg_namespace n ON n.oid = t.schema_oid AND n.nspname = t.name
+		WHERE $1 = '' OR starts_with(t.name, $1 || '-') ORDER BY t.name COLLATE "C"`, execMode, namespace)
 	if err != nil {
+		if isUndefined(err) { // no registry yet: no tenants
+			return nil, nil
+		}
 		return nil, fmt.Errorf("schema: list: %w", err)
 	}
 	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return nil, fmt.Errorf("schema: list: %w", err)
 	}
+	return p.validOnly(names), nil
+}
+
+// validOnly drops names that no longer pass Validate (an application may reserve a
+// name after a tenant took it).
+func (p *Provisioner) validOnly(names []string) []string {
 	out := names[:0]
 	for _, n := range names {
 		if p.validator.Valid(n) {
 			out = append(out, n)
 		}
 	}
-	return out, nil
+	return out
 }
 
 type mode int
@@ -228,12 +252,11 @@ func (p *Provisioner) provision(ctx context.Context, name string, m mode) (creat
 		})
 	})
 	if err != nil {
-		if errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrForeign) {
 			return false, err
 		}
 		return false, fmt.Errorf("schema: provision %q: %w", name, err)
 	}
-	p.ready.Store(name, struct{}{})
 	if created {
 		p.log.InfoContext(ctx, "tenant schema created", slog.String("tenant", name), slog.Int("migrations", len(p.migrations)))
 	}
@@ -242,35 +265,43 @@ func (p *Provisioner) provision(ctx context.Context, name string, m mode) (creat
 
 // provisionTx does the work of one attempt inside tx, under the schema's lock.
 func (p *Provisioner) provisionTx(ctx context.Context, tx pgx.Tx, name string, m mode) (created bool, err error) {
-	exists, err := lockSchema(ctx, tx, name)
+	st, err := inspect(ctx, tx, name)
 	if err != nil {
 		return false, err
 	}
-	ident := pgx.Identifier{name}.Sanitize()
+	version := st.version
 	switch {
-	case exists && m == modeCreate:
+	case st.exists && !st.ours:
+		return false, fmt.Errorf("schema: %q: %w", name, ErrForeign)
+	case st.exists && m == modeCreate:
 		return false, fmt.Errorf("schema: create %q: %w", name, ErrExists)
-	case !exists && m == modeMigrate:
+	case !st.exists && m == modeMigrate:
 		return false, fmt.Errorf("schema: migrate %q: %w", name, ErrNotFound)
-	case !exists:
-		if _, err := tx.Exec(ctx, "CREATE SCHEMA "+ident); err != nil {
+	case !st.exists:
+		ident := pgx.Identifier{name, VersionTable}.Sanitize()
+		if _, err := tx.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{name}.Sanitize()+"; CREATE TABLE "+ident+
+			" (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
 			return false, err
 		}
-		created = true
+		if err := p.register(ctx, tx, name, schemaState{}); err != nil {
+			return false, err
+		}
+		created, version = true, 0 // a stale registration's version is not this schema's
 	}
-	if err := p.migrate(ctx, tx, name); err != nil {
+	if err := p.migrate(ctx, tx, name, version); err != nil {
 		return false, err
 	}
 	return created, nil
 }
 
 // migrate applies the pending migrations inside tx with the tenant's search_path.
-func (p *Provisioner) migrate(ctx context.Context, tx pgx.Tx, name string) error {
+// version is the registered version (0 for a new schema). A migration that would run
+// out of order (older than one applied) is refused: the version, which keys prepared
+// statements, must change whenever the tables do. When something is pending, the
+// version marker is locked exclusively first (in-flight requests of this tenant
+// finish, new ones wait), then renamed to the new version with the registry row.
+func (p *Provisioner) migrate(ctx context.Context, tx pgx.Tx, name string, version int64) error {
 	table := pgx.Identifier{name, VersionTable}.Sanitize()
-	if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+table+
-		" (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
-		return err
-	}
 	rows, err := tx.Query(ctx, "SELECT version FROM "+table)
 	if err != nil {
 		return err
@@ -283,28 +314,55 @@ func (p *Provisioner) migrate(ctx context.Context, tx pgx.Tx, name string) error
 	for _, v := range applied {
 		done[v] = true
 	}
+	var pending []Migration
 	for _, mig := range p.migrations {
 		if done[mig.Version] {
 			continue
 		}
+		if mig.Version < version {
+			return fmt.Errorf("%w: %s in schema %q is older than the applied version %d: give it a higher version",
+				ErrMigrationOrder, mig.Name, name, version)
+		}
+		pending = append(pending, mig)
+	}
+	if err := ensureMarker(ctx, tx, name, version); err != nil { // repairs a lost marker
+		return err
+	}
+	if len(pending) == 0 {
+		return nil // no lock: a migrate with nothing to do never delays requests
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+VersionMarker(name, version).Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		return err
+	}
+	for _, mig := range pending {
 		// Set before each file: a migration may change search_path itself.
-		if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", SearchPath(name)); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", execMode, SearchPath(name)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, mig.SQL); err != nil {
 			return fmt.Errorf("%w: %s in schema %q: %w", ErrMigrationFailed, mig.Name, name, err)
 		}
-		if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (version, name) VALUES ($1, $2)", mig.Version, mig.Name); err != nil {
+		if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (version, name) VALUES ($1, $2)", execMode, mig.Version, mig.Name); err != nil {
 			return err
 		}
 	}
-	return nil
+	latest := pending[len(pending)-1].Version
+	if _, err := tx.Exec(ctx, "DROP VIEW "+VersionMarker(name, version).Sanitize()); err != nil {
+		return err
+	}
+	if err := ensureMarker(ctx, tx, name, latest); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, "UPDATE "+registryTable+" SET version = $2 WHERE name = $1", execMode, name, latest)
+	return err
 }
 
 // SearchPath is the search_path value for a tenant: its schema, then the shared
-// extensions. public is deliberately absent. name must be valid.
+// extensions, then pg_temp. public is deliberately absent. pg_temp is named last
+// because PostgreSQL searches it first when it is not named: a temporary table would
+// then shadow the tenant's table of the same name. name must be valid.
 func SearchPath(name string) string {
-	return pgx.Identifier{name}.Sanitize() + ", " + ExtensionsSchema
+	return pgx.Identifier{name}.Sanitize() + ", " + ExtensionsSchema + ", pg_temp"
 }
 
 // inTx runs fn in a READ COMMITTED transaction whatever the server's default: after
@@ -314,20 +372,6 @@ func inTx(ctx context.Context, db DB, fn func(pgx.Tx) error) error {
 	return pgx.BeginTxFunc(ctx, db, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, fn)
 }
 
-const existsSQL = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)"
-
 // lockKey is the first key of the two-key advisory locks this package takes, so they
 // never collide with an application's single-key locks.
 const lockKey = 0x54454e54 // "TENT"
-
-// lockSchema takes the transaction-scoped advisory lock for name (released by commit
-// or rollback, so it is safe behind PgBouncer in transaction mode) and then reports
-// whether the schema exists, as seen after the lock.
-func lockSchema(ctx context.Context, tx pgx.Tx, name string) (bool, error) {
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", lockKey, name); err != nil {
-		return false, err
-	}
-	var exists bool
-	err := tx.QueryRow(ctx, existsSQL, name).Scan(&exists)
-	return exists, err
-}

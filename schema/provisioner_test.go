@@ -67,18 +67,26 @@ func TestProvisionerLifecycle(t *testing.T) {
 	assert.True(t, created)
 }
 
-func TestEnsureIsCached(t *testing.T) {
+// A tenant dropped behind the Provisioner's back (another process, a DROP SCHEMA by
+// hand) is seen at once: Ensure provisions it again, from scratch.
+func TestEnsureSeesDropByAnyone(t *testing.T) {
 	ctx := context.Background()
-	setup(t)
-	pool := testdb.Pool(t) // a pool of its own, closed below
+	pool := setup(t)
 	p := newProvisioner(t, pool, schema.Config{})
-	name := tenantName(t, setup(t))
-
+	name := tenantName(t, pool)
 	require.NoError(t, p.Ensure(ctx, name))
-	pool.Close()
-	assert.NoError(t, p.Ensure(ctx, name), "a second Ensure needs no database")
-	_, err := p.Exists(ctx, name)
-	assert.Error(t, err, "Exists always asks the database")
+	_, err := pool.Exec(ctx, `DROP SCHEMA "`+name+`" CASCADE`)
+	require.NoError(t, err)
+
+	ok, err := p.Exists(ctx, name)
+	require.NoError(t, err)
+	assert.False(t, ok)
+	require.NoError(t, p.Ensure(ctx, name))
+	ok, err = p.Exists(ctx, name)
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, map[int]int{1: 2, 2: 2}, runs(t, pool, name), "every migration ran again in the new schema")
+	assert.Equal(t, 2, count(t, pool, `SELECT count(*) FROM "`+name+`".tenant_migrations`))
 }
 
 func TestDropForgetsEnsure(t *testing.T) {
@@ -125,9 +133,11 @@ func TestInvalidNamesBuildNoSQL(t *testing.T) {
 		"Ensure":            func(n string) error { return p.Ensure(ctx, n) },
 		"Migrate":           func(n string) error { return p.Migrate(ctx, n) },
 		"Drop":              func(n string) error { return p.Drop(ctx, n) },
+		"Lookup":            func(n string) error { _, err := p.Lookup(ctx, n); return err },
+		"Adopt":             func(n string) error { return p.Adopt(ctx, n) },
 	}
 	for fn, call := range calls {
-		for _, bad := range []string{"", "Acme", "pg_x", "a--b", "public", "extensions", "audit", "x\n", `a"; DROP SCHEMA public; --`} {
+		for _, bad := range []string{"", "Acme", "pg_x", "a--b", "public", "extensions", "tenant_registry", "audit", "x\n", `a"; DROP SCHEMA public; --`} {
 			assert.ErrorIs(t, call(bad), schema.ErrInvalidName, "%s(%q)", fn, bad)
 		}
 	}
@@ -147,18 +157,23 @@ func TestInvalidNamesCreateNothing(t *testing.T) {
 	assert.Equal(t, before, count(t, pool, "SELECT count(*) FROM pg_namespace"))
 }
 
+// List returns tenants only: never a schema this package did not create, whatever
+// its name, nor a registered tenant whose schema was dropped by hand.
 func TestList(t *testing.T) {
 	ctx := context.Background()
 	pool := setup(t)
-	p := newProvisioner(t, pool, schema.Config{Reserved: []string{"listns_reserved"}})
-	for _, n := range []string{"listns-b", "listns-a", "listnsx", "listns_c", "listns_reserved"} {
+	p := newProvisioner(t, pool, schema.Config{Reserved: []string{"listns_reserved"}, Migrations: fstestEmpty()})
+	for _, n := range []string{"listns-b", "listns-a", "listnsx", "listns_c", "listns-dropped"} {
+		require.NoError(t, p.Ensure(ctx, n))
+		t.Cleanup(func() { _ = p.Drop(ctx, n) })
+	}
+	_, err := pool.Exec(ctx, `DROP SCHEMA "listns-dropped" CASCADE`)
+	require.NoError(t, err)
+	for _, n := range []string{"listns-foreign", "listns_reserved", "listns-Upper"} {
 		_, err := pool.Exec(ctx, `CREATE SCHEMA "`+n+`"`)
 		require.NoError(t, err)
 		t.Cleanup(func() { _, _ = pool.Exec(ctx, `DROP SCHEMA "`+n+`"`) })
 	}
-	_, err := pool.Exec(ctx, `CREATE SCHEMA "listns-Upper"`)
-	require.NoError(t, err)
-	t.Cleanup(func() { _, _ = pool.Exec(ctx, `DROP SCHEMA "listns-Upper"`) })
 
 	got, err := p.List(ctx, "listns")
 	require.NoError(t, err)
@@ -170,7 +185,8 @@ func TestList(t *testing.T) {
 	for _, n := range []string{"listns-a", "listns-b", "listnsx", "listns_c"} {
 		assert.Contains(t, all, n)
 	}
-	for _, n := range []string{"public", "information_schema", "extensions", "pg_catalog", "pg_toast", "listns_reserved", "listns-Upper"} {
+	for _, n := range []string{"public", "information_schema", "extensions", "tenant_registry", "pg_catalog",
+		"listns-foreign", "listns_reserved", "listns-Upper", "listns-dropped"} {
 		assert.NotContains(t, all, n)
 	}
 

@@ -30,7 +30,7 @@ var (
 )
 
 // builtinReserved are the schema names no tenant may take, whatever the application says.
-var builtinReserved = [...]string{"public", "information_schema", ExtensionsSchema}
+var builtinReserved = [...]string{"public", "information_schema", ExtensionsSchema, RegistrySchema}
 
 // NameError reports a name that failed validation and the rule it broke.
 type NameError struct {
@@ -47,7 +47,7 @@ func (e *NameError) Error() string {
 func (e *NameError) Unwrap() []error { return []error{ErrInvalidName, e.Rule} }
 
 // Validator checks tenant schema names. The zero value applies the built-in rules and
-// reserves "public", "information_schema" and "extensions"; Reserved adds the
+// reserves "public", "information_schema", "extensions" and "tenant_registry"; Reserved adds the
 // application's own schema names that tenants may not take.
 type Validator struct {
 	Reserved []string

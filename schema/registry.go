@@ -1,0 +1,207 @@
+package schema
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// RegistrySchema holds the registry of the tenants this package provisioned. It is
+// reserved, and never on a tenant's search_path.
+const RegistrySchema = "tenant_registry"
+
+// ErrForeign is returned for a schema that exists but was not provisioned as a tenant
+// (an application's own schema, another program's): it is never served, migrated,
+// listed, dropped or taken over.
+var ErrForeign = errors.New("schema exists but is not a tenant")
+
+// Tenant is a registered tenant schema.
+type Tenant struct {
+	Name string
+	// Version is the highest migration applied to the schema, 0 before any.
+	Version int64
+}
+
+// registryTable is where a tenant is marked as ours, in the transaction that creates
+// its schema. The schema's OID makes the mark specific: a schema dropped by hand and
+// made again under the same name by someone else is not a tenant.
+var registryTable = pgx.Identifier{RegistrySchema, "tenants"}.Sanitize()
+
+const createRegistrySQL = `CREATE SCHEMA IF NOT EXISTS ` + RegistrySchema + `;
+CREATE TABLE IF NOT EXISTS ` + RegistrySchema + `.tenants (
+	name       text PRIMARY KEY,
+	schema_oid oid NOT NULL UNIQUE,
+	version    bigint NOT NULL DEFAULT 0,
+	created_at timestamptz NOT NULL DEFAULT now()
+)`
+
+// VersionMarker is the view, inside a tenant's schema, whose name carries the schema's
+// migration version ("tenant_version_7"). A request transaction locks it first
+// (ACCESS SHARE): the lock orders the request against migrations (a migration takes
+// it exclusively, so it waits for the tenant's requests in flight and later ones wait
+// for it), and because a migration renames it, a request that expected another
+// version fails at once instead of running statements prepared for the old tables.
+func VersionMarker(name string, version int64) pgx.Identifier {
+	return pgx.Identifier{name, "tenant_version_" + strconv.FormatInt(version, 10)}
+}
+
+// Lookup returns the registered tenant name, or an error wrapping ErrNotFound when
+// name is not a tenant (missing, dropped, or a schema this package did not create).
+// It always asks the database.
+func (p *Provisioner) Lookup(ctx context.Context, name string) (Tenant, error) {
+	if err := p.Validate(name); err != nil {
+		return Tenant{}, err
+	}
+	t := Tenant{Name: name}
+	err := p.db.QueryRow(ctx, `SELECT t.version FROM `+registryTable+` t
+		JOIN pg_catalog.pg_namespace n ON n.oid = t.schema_oid AND n.nspname = t.name
+		WHERE t.name = $1`, execMode, name).Scan(&t.Version)
+	switch {
+	case err == nil:
+		return t, nil
+	case errors.Is(err, pgx.ErrNoRows), isUndefined(err): // no registry yet: no tenants
+		return Tenant{}, fmt.Errorf("schema: %q: %w", name, ErrNotFound)
+	default:
+		return Tenant{}, fmt.Errorf("schema: lookup %q: %w", name, err)
+	}
+}
+
+// Adopt registers an existing schema made by an earlier release of this package,
+// before tenants were registered: one that holds the tenant_migrations table. After
+// upgrading, run it once for each such schema (Adoptable lists them); until then they
+// answer as unknown tenants. Adopting a registered tenant does nothing; a schema
+// without tenant_migrations is refused with ErrForeign, a missing one with ErrNotFound.
+func (p *Provisioner) Adopt(ctx context.Context, name string) error {
+	if err := p.Validate(name); err != nil {
+		return err
+	}
+	if err := p.EnsureExtensions(ctx); err != nil {
+		return err
+	}
+	err := p.retry(ctx, "adopt", name, func() error {
+		return inTx(ctx, p.db, func(tx pgx.Tx) error {
+			st, err := inspect(ctx, tx, name)
+			switch {
+			case err != nil:
+				return err
+			case !st.exists:
+				return fmt.Errorf("schema: adopt %q: %w", name, ErrNotFound)
+			case st.ours:
+				return nil
+			case !st.legacy:
+				return fmt.Errorf("schema: adopt %q: %w (it has no %s table)", name, ErrForeign, VersionTable)
+			}
+			return p.register(ctx, tx, name, st)
+		})
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrForeign) {
+		return fmt.Errorf("schema: adopt %q: %w", name, err)
+	}
+	return err
+}
+
+// Adoptable lists, sorted, the schemas Adopt would register: valid names holding a
+// tenant_migrations table, not yet registered.
+func (p *Provisioner) Adoptable(ctx context.Context) ([]string, error) {
+	sql := `SELECT n.nspname::text FROM pg_catalog.pg_namespace n
+		JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = '` + VersionTable + `' AND c.relkind = 'r'`
+	if p.registryExists(ctx) {
+		sql += ` WHERE NOT EXISTS (SELECT 1 FROM ` + registryTable + ` t WHERE t.schema_oid = n.oid)`
+	}
+	rows, err := p.db.Query(ctx, sql+` ORDER BY n.nspname::text COLLATE "C"`, execMode)
+	if err != nil {
+		return nil, fmt.Errorf("schema: adoptable: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("schema: adoptable: %w", err)
+	}
+	return p.validOnly(names), nil
+}
+
+func (p *Provisioner) registryExists(ctx context.Context) bool {
+	var ok bool
+	err := p.db.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, execMode, registryTable).Scan(&ok)
+	return err == nil && ok
+}
+
+// schemaState is what inspect saw of a name, under its lock.
+type schemaState struct {
+	exists   bool  // a schema of that name exists
+	ours     bool  // ... and the registry marks it (same OID)
+	staleRow bool  // the registry names it, but for a schema that no longer exists
+	legacy   bool  // it has a tenant_migrations table (made by an earlier release)
+	version  int64 // the registered version, when ours
+}
+
+// inspect takes the transaction-scoped advisory lock for name (released by commit or
+// rollback, so it is safe behind PgBouncer in transaction mode) and reports, as seen
+// after the lock, whether the schema exists and whether it is a tenant.
+func inspect(ctx context.Context, tx pgx.Tx, name string) (schemaState, error) {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", execMode, lockKey, name); err != nil {
+		return schemaState{}, err
+	}
+	var st schemaState
+	var version *int64
+	err := tx.QueryRow(ctx, `SELECT n.oid IS NOT NULL, coalesce(t.schema_oid = n.oid, false), t.name IS NOT NULL AND n.oid IS NULL,
+			to_regclass(format('%I.%I', $1::text, '`+VersionTable+`')) IS NOT NULL, t.version
+		FROM (SELECT $1::text AS name) q
+		LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = q.name
+		LEFT JOIN `+registryTable+` t ON t.name = q.name`, execMode, name).Scan(&st.exists, &st.ours, &st.staleRow, &st.legacy, &version)
+	if err != nil {
+		return schemaState{}, err
+	}
+	if version != nil {
+		st.version = *version
+	}
+	return st, nil
+}
+
+// register marks an existing schema as a tenant: its version marker and its
+// registry row, replacing a stale row of the same name.
+func (p *Provisioner) register(ctx context.Context, tx pgx.Tx, name string, st schemaState) error {
+	var version int64
+	if st.legacy {
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+pgx.Identifier{name, VersionTable}.Sanitize()).Scan(&version); err != nil {
+			return err
+		}
+	}
+	if err := ensureMarker(ctx, tx, name, version); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM "+registryTable+" WHERE name = $1", execMode, name); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, "INSERT INTO "+registryTable+` (name, schema_oid, version)
+		SELECT $1::text, oid, $2 FROM pg_catalog.pg_namespace WHERE nspname = $1::text`, execMode, name, version)
+	return err
+}
+
+// ensureMarker makes the version marker view exist (for a new or adopted schema, or
+// one whose marker was lost). It takes no lock when the marker is there.
+func ensureMarker(ctx context.Context, tx pgx.Tx, name string, version int64) error {
+	marker := VersionMarker(name, version).Sanitize()
+	var ok bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", execMode, marker).Scan(&ok); err != nil || ok {
+		return err
+	}
+	_, err := tx.Exec(ctx, "CREATE VIEW "+marker+" AS SELECT "+strconv.FormatInt(version, 10)+"::bigint AS version")
+	return err
+}
+
+// isUndefined reports a missing schema or table: the registry before its first
+// tenant, or a tenant schema dropped under us.
+func isUndefined(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000")
+}
+
+// execMode sends this package's parameterized statements without naming prepared
+// statements on the server: provisioning then works behind PgBouncer in transaction
+// mode whatever the pool's statement mode, and per-tenant SQL (migrations, qualified
+// names) never fills the statement cache.
+const execMode = pgx.QueryExecModeExec
