@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -18,13 +19,14 @@ type Admission struct {
 	allow  func(ctx context.Context, name string) bool
 }
 
-// ExistingOnly admits only tenants whose schema exists; nothing is ever created by a
-// request. Unknown names answer 404.
+// ExistingOnly admits only existing tenants; nothing is ever created by a request.
+// Unknown names, and schemas this library did not provision, answer 404.
 func ExistingOnly() Admission { return Admission{} }
 
-// AutoCreate provisions a missing schema (extensions, schema, migrations) on its first
+// AutoCreate provisions a missing tenant (extensions, schema, migrations) on its first
 // request when allow(ctx, name) says yes; a nil allow admits every valid name, which
-// lets anyone who can reach the app create schemas: gate it in production.
+// lets anyone who can reach the app create schemas: gate it in production. A schema of
+// that name that this library did not provision is never taken over: 404.
 func AutoCreate(allow func(ctx context.Context, name string) bool) Admission {
 	return Admission{create: true, allow: allow}
 }
@@ -36,16 +38,20 @@ const admissionTimeout = 30 * time.Second
 // maxAdmissionEntries bounds the cache under a flood of random names.
 const maxAdmissionEntries = 100_000
 
+// admitEntry is what admission remembers of a name: its binding, or nil for a name
+// that is not a tenant.
 type admitEntry struct {
-	ok      bool
+	b       *binding
 	expires time.Time
 }
 
-// admitter remembers which schemas exist, briefly which do not, and makes concurrent
-// checks of one name share a single catalog query.
+// admitter remembers which names are tenants (with their binding), briefly which are
+// not, and makes concurrent checks of one name share a single registry query. It is
+// the only cache of tenants: the provisioner keeps none.
 type admitter struct {
 	p       *schema.Provisioner
 	policy  Admission
+	bind    func(schema.Tenant) *binding
 	hitTTL  time.Duration
 	missTTL time.Duration
 
@@ -54,75 +60,94 @@ type admitter struct {
 	cache map[string]admitEntry
 }
 
-func newAdmitter(p *schema.Provisioner, policy Admission, hitTTL, missTTL time.Duration) *admitter {
+func newAdmitter(p *schema.Provisioner, policy Admission, bind func(schema.Tenant) *binding, hitTTL, missTTL time.Duration) *admitter {
 	if hitTTL <= 0 {
 		hitTTL = DefaultHitTTL
 	}
 	if missTTL <= 0 {
 		missTTL = DefaultMissTTL
 	}
-	return &admitter{p: p, policy: policy, hitTTL: hitTTL, missTTL: missTTL, cache: map[string]admitEntry{}}
+	return &admitter{p: p, policy: policy, bind: bind, hitTTL: hitTTL, missTTL: missTTL, cache: map[string]admitEntry{}}
 }
 
-// admit returns nil for an admitted tenant, ErrUnknownTenant or ErrUnavailable.
-// name must be valid.
-func (a *admitter) admit(ctx context.Context, name string) error {
-	ok, cached := a.lookup(name)
+// admit returns the binding of an admitted tenant, or an error wrapping
+// ErrUnknownTenant or ErrUnavailable. name must be valid.
+func (a *admitter) admit(ctx context.Context, name string) (*binding, error) {
+	b, cached := a.lookup(name)
 	if !cached {
 		v, err, _ := a.group.Do(name, func() (any, error) {
-			if ok, cached := a.lookup(name); cached {
-				return ok, nil
+			if b, cached := a.lookup(name); cached {
+				return b, nil
 			}
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), admissionTimeout)
 			defer cancel()
-			ok, err := a.check(cctx, name)
+			b, err := a.check(cctx, name)
 			if err != nil {
-				return false, err
+				return (*binding)(nil), err
 			}
-			a.store(name, ok)
-			return ok, nil
+			a.store(name, b)
+			return b, nil
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		ok = v.(bool)
+		b = v.(*binding)
 	}
-	if !ok {
-		return fmt.Errorf("%w: schema %q does not exist", ErrUnknownTenant, name)
+	if b == nil {
+		return nil, fmt.Errorf("%w: %q is not a tenant", ErrUnknownTenant, name)
 	}
-	return nil
+	return b, nil
 }
 
-func (a *admitter) check(ctx context.Context, name string) (bool, error) {
-	exists, err := a.p.Exists(ctx, name)
-	if err != nil {
-		return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
+// refresh forgets stale (whose version marker is gone: a migration or a drop) and
+// admits its tenant again: the new binding, or ErrUnknownTenant for a tenant that no
+// longer exists (under AutoCreate, one that was dropped is provisioned again).
+func (a *admitter) refresh(ctx context.Context, stale *binding) (*binding, error) {
+	a.mu.Lock()
+	if e, ok := a.cache[stale.name]; ok && e.b == stale {
+		delete(a.cache, stale.name)
 	}
-	if exists || !a.policy.create {
-		return exists, nil
-	}
-	if a.policy.allow != nil && !a.policy.allow(ctx, name) {
-		return false, nil
+	a.mu.Unlock()
+	return a.admit(ctx, stale.name)
+}
+
+// check asks the registry; under AutoCreate it provisions a missing tenant the policy
+// allows. A schema of that name that is not a tenant is refused like a missing one.
+func (a *admitter) check(ctx context.Context, name string) (*binding, error) {
+	t, err := a.p.Lookup(ctx, name)
+	switch {
+	case err == nil:
+		return a.bind(t), nil
+	case !errors.Is(err, schema.ErrNotFound):
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case !a.policy.create, a.policy.allow != nil && !a.policy.allow(ctx, name):
+		return nil, nil
 	}
 	if err := a.p.Ensure(ctx, name); err != nil {
-		return false, fmt.Errorf("%w: provisioning: %w", ErrUnavailable, err)
+		if errors.Is(err, schema.ErrForeign) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%w: provisioning: %w", ErrUnavailable, err)
 	}
-	return true, nil
+	if t, err = a.p.Lookup(ctx, name); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return a.bind(t), nil
 }
 
-func (a *admitter) lookup(name string) (ok, cached bool) {
+func (a *admitter) lookup(name string) (b *binding, cached bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	e, found := a.cache[name]
 	if !found || time.Now().After(e.expires) {
-		return false, false
+		return nil, false
 	}
-	return e.ok, true
+	return e.b, true
 }
 
-func (a *admitter) store(name string, ok bool) {
+func (a *admitter) store(name string, b *binding) {
 	ttl := a.missTTL
-	if ok {
+	if b != nil {
 		ttl = a.hitTTL
 	}
 	now := time.Now()
@@ -138,7 +163,7 @@ func (a *admitter) store(name string, ok bool) {
 			return // still full of fresh entries: serve uncached rather than grow
 		}
 	}
-	a.cache[name] = admitEntry{ok: ok, expires: now.Add(ttl)}
+	a.cache[name] = admitEntry{b: b, expires: now.Add(ttl)}
 }
 
 func (a *admitter) forget(name string) {

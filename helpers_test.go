@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -60,7 +61,52 @@ type env struct {
 	pool    *pgxpool.Pool // the Manager's pool
 	admin   *pgxpool.Pool // a separate pool for checking from outside
 	queries *queryCounter
+	wire    *wire // round trips on the Manager's connections
 	logs    *logBuffer
+}
+
+// wire counts round trips on the connections it dialed: one starts each time the
+// client writes after it has read (or writes first). Pipelined writes count once.
+type wire struct{ trips atomic.Int64 }
+
+func (w *wire) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, w: w, read: true}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	w    *wire
+	mu   sync.Mutex
+	read bool // the last operation was a read: the next write starts a round trip
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.read {
+		c.w.trips.Add(1)
+		c.read = false
+	}
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	c.read = true
+	c.mu.Unlock()
+	return n, err
+}
+
+// roundTrips runs fn and returns how many round trips the Manager's connections made.
+func (e *env) roundTrips(fn func()) int64 {
+	before := e.wire.trips.Load()
+	fn()
+	return e.wire.trips.Load() - before
 }
 
 // newEnv makes a Manager on the package database with its own pool (maxConns
@@ -75,10 +121,11 @@ func newEnv(t *testing.T, maxConns int32, cfg tenant.Config, tenants ...string) 
 func newEnvOn(t *testing.T, dsn string, maxConns int32, opts []pool.Option, cfg tenant.Config, tenants ...string) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{admin: testdb.Pool(t), queries: &queryCounter{}, logs: &logBuffer{}}
+	e := &env{admin: testdb.Pool(t), queries: &queryCounter{}, wire: &wire{}, logs: &logBuffer{}}
 	opts = append([]pool.Option{pool.WithMaxConns(maxConns),
 		pool.WithConfig(func(c *pgxpool.Config) {
 			c.ConnConfig.Tracer = e.queries
+			c.ConnConfig.DialFunc = e.wire.dial
 			c.ConnConfig.RuntimeParams["application_name"] = "tenant_test_" + t.Name()[:min(len(t.Name()), 40)]
 		})}, opts...)
 	p, err := pool.New(ctx, dsn, opts...)
@@ -188,7 +235,7 @@ func alternate(t *testing.T, h http.Handler, a, b string, goroutines, each, n in
 					name = b
 				}
 				rec := do(h, "GET", "/", nil, "X-Tenant", name)
-				want := name + ", extensions|" + strings.TrimSuffix(strings.Repeat(name+",", n), ",")
+				want := name + ", extensions, pg_temp|" + strings.TrimSuffix(strings.Repeat(name+",", n), ",")
 				if !assert.Equal(t, 200, rec.Code, rec.Body.String()) || !assert.Equal(t, want, rec.Body.String()) {
 					return
 				}

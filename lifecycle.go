@@ -32,17 +32,18 @@ func Middleware(m *Manager) func(http.Handler) http.Handler {
 				m.fail(w, r, "", fmt.Errorf("%w: no tenant in request", ErrUnknownTenant))
 				return
 			}
-			if err := m.check(r.Context(), name); err != nil {
+			b, err := m.check(r.Context(), name)
+			if err != nil {
 				m.fail(w, r, name, err)
 				return
 			}
-			m.serve(w, r, name, next)
+			m.serve(w, r, b, next)
 		})
 	}
 }
 
 // serve runs the handler in attempts until one is answered.
-func (m *Manager) serve(w http.ResponseWriter, r *http.Request, name string, next http.Handler) {
+func (m *Manager) serve(w http.ResponseWriter, r *http.Request, b *binding, next http.Handler) {
 	tag := m.DefaultLocale()
 	if m.negotiator != nil {
 		tag = m.negotiator.Negotiate(r)
@@ -52,8 +53,10 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, name string, nex
 	if !replayable {
 		attempts = 1
 	}
-	m.repeat(r.Context(), name, attempts, func(last bool) bool {
-		return m.serveOnce(w, r, name, tag, next, body, last)
+	m.repeat(r.Context(), b.name, attempts, func(last bool) bool {
+		var retry bool
+		retry, b = m.serveOnce(w, r, b, tag, next, body, last)
+		return retry
 	})
 }
 
@@ -72,9 +75,12 @@ func (m *Manager) repeat(ctx context.Context, name string, n int, once func(last
 	}
 }
 
-// serveOnce runs one attempt and reports whether it should run again.
-func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, name string, tag language.Tag, next http.Handler, body *replayBody, last bool) (retry bool) {
-	sess, scope, ctx := m.attach(r.Context(), name, tag)
+// serveOnce runs one attempt and reports whether it should run again, and the binding
+// the next attempt starts from (refreshed when a migration moved the tenant's version).
+func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, b *binding, tag language.Tag, next http.Handler, body *replayBody, last bool) (retry bool, latest *binding) {
+	name := b.name
+	sess, scope, ctx := m.attach(r.Context(), b, tag)
+	defer func() { latest = sess.b }()
 	bw := middleware.NewBufferedWriter(w, m.bufferBytes, func(status int) error {
 		if sess.sawConflict() {
 			_ = sess.finish(ctx, false)
@@ -85,8 +91,7 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, name string,
 	if m.negotiator != nil {
 		locale.SetHeaders(bw.Header(), tag) // before the handler, so a stream carries them too
 	}
-	r2 := r.WithContext(ctx)
-	r2.Body = body.reader()
+	r2 := attemptRequest(r, ctx, body)
 
 	finished := false
 	defer func() {
@@ -105,37 +110,37 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, name string,
 			conflict := isRetryable(err) || errors.Is(err, errConflictSeen)
 			switch {
 			case conflict && !last:
-				return true
+				return true, b
 			case conflict:
 				m.fail(w, r, name, fmt.Errorf("%w: retries exhausted, before streaming: %w", ErrConflict, err))
 			default:
 				m.fail(w, r, name, fmt.Errorf("%w: before streaming: %w", ErrCommitFailed, err))
 			}
-			return false
+			return false, b
 		}
 		m.afterCommit(ctx, name, sess, scope)
-		return false
+		return false, b
 	}
 	if err := r.Context().Err(); err != nil {
 		if rbErr := sess.finish(ctx, false); rbErr != nil {
 			m.log.WarnContext(ctx, "tenant: rollback of cancelled request", slog.String("tenant", name), slog.Any("error", rbErr))
 		}
-		return false
+		return false, b
 	}
-	if err := sess.beginFailed(); err != nil {
+	if _, _, err := sess.state(); err != nil { // it could not begin: its answer, not the handler's
 		_ = sess.finish(ctx, false)
-		m.fail(w, r, name, fmt.Errorf("%w: %w", ErrUnavailable, err))
-		return false
+		m.fail(w, r, name, err)
+		return false, b
 	}
 	retry, err := sess.end(ctx, bw.Status() < http.StatusBadRequest && !scope.IsRollbackOnly(), last)
 	switch {
 	case retry:
-		return true
+		return true, b
 	case errors.Is(err, errRollbackFailed):
 		m.log.WarnContext(ctx, "tenant: rollback failed", slog.String("tenant", name), slog.Any("error", err))
 	case err != nil:
 		m.fail(w, r, name, err)
-		return false
+		return false, b
 	}
 	if m.negotiator != nil {
 		locale.AddVary(bw.Header(), "Accept-Language", "Cookie") // the handler may have replaced Vary
@@ -144,7 +149,7 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, name string,
 		m.log.DebugContext(ctx, "tenant: writing response", slog.String("tenant", name), slog.Any("error", err))
 	}
 	m.afterCommit(ctx, name, sess, scope)
-	return false
+	return false, b
 }
 
 // errConflictSeen stops a response from streaming after its transaction saw a

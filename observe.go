@@ -2,66 +2,107 @@ package tenant
 
 import (
 	"context"
+	"errors"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tenantkit/tenant/tenantctx"
 )
 
 // The wrappers below hand every error a handler can meet (a row scan, iteration, a
 // batch, a savepoint) to the session, which notes conflicts that call for running the
-// request again, even when the handler swallows them.
+// request again, even when the handler swallows them. None of them hands out the raw
+// connection: statements sent on it would bypass the tenant's statement key and the
+// session's checks.
 
-// observedTx is the request's transaction, or a savepoint in it, whose errors the
-// session sees.
-type observedTx struct {
-	pgx.Tx
-	s *session
+// errNoPrepare is returned by a savepoint's Prepare.
+var errNoPrepare = errors.New("tenant: Prepare is not available in a tenant session: " +
+	"statements are prepared and cached per tenant and schema version by themselves")
+
+// savepoint is a pgx.Tx inside the request's transaction. Its statements go through
+// the session, with the tenant's key and checks.
+type savepoint struct {
+	s      *session
+	name   string
+	closed bool
 }
 
-// Begin starts a savepoint that is observed too.
-func (t *observedTx) Begin(ctx context.Context) (pgx.Tx, error) {
-	sp, err := t.Tx.Begin(ctx)
-	if err != nil {
-		t.s.observe(err)
-		return nil, err
+var _ pgx.Tx = (*savepoint)(nil)
+
+// Begin starts a savepoint inside this one.
+func (sp *savepoint) Begin(ctx context.Context) (pgx.Tx, error) {
+	if sp.closed {
+		return nil, pgx.ErrTxClosed
 	}
-	return &observedTx{Tx: sp, s: t.s}, nil
+	return sp.s.Begin(ctx)
 }
 
-func (t *observedTx) Commit(ctx context.Context) error {
-	err := t.Tx.Commit(ctx)
-	t.s.observe(err)
+// Commit releases the savepoint.
+func (sp *savepoint) Commit(ctx context.Context) error { return sp.end(ctx, "RELEASE SAVEPOINT ") }
+
+// Rollback rolls back to the savepoint (the request's transaction goes on).
+func (sp *savepoint) Rollback(ctx context.Context) error {
+	return sp.end(ctx, "ROLLBACK TO SAVEPOINT ")
+}
+
+func (sp *savepoint) end(ctx context.Context, verb string) error {
+	if sp.closed {
+		return pgx.ErrTxClosed
+	}
+	sp.closed = true
+	_, err := sp.s.Exec(ctx, verb+sp.name)
 	return err
 }
 
-func (t *observedTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	tag, err := t.Tx.Exec(ctx, sql, args...)
-	t.s.observe(err)
-	return tag, err
-}
-
-func (t *observedTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	rows, err := t.Tx.Query(ctx, sql, args...)
-	if err != nil {
-		t.s.observe(err)
-		return nil, err
+func (sp *savepoint) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if sp.closed {
+		return pgconn.CommandTag{}, pgx.ErrTxClosed
 	}
-	return &observedRows{Rows: rows, s: t.s}, nil
+	return sp.s.Exec(ctx, sql, args...)
 }
 
-func (t *observedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return observedRow{row: t.Tx.QueryRow(ctx, sql, args...), s: t.s}
+func (sp *savepoint) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if sp.closed {
+		return nil, pgx.ErrTxClosed
+	}
+	return sp.s.Query(ctx, sql, args...)
 }
 
-func (t *observedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	return &observedBatch{BatchResults: t.Tx.SendBatch(ctx, b), s: t.s}
+func (sp *savepoint) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if sp.closed {
+		return tenantctx.ErrRow{Err: pgx.ErrTxClosed}
+	}
+	return sp.s.QueryRow(ctx, sql, args...)
 }
 
-func (t *observedTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
-	n, err := t.Tx.CopyFrom(ctx, table, columns, src)
-	t.s.observe(err)
-	return n, err
+func (sp *savepoint) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if sp.closed {
+		return pgx.FailedBatchResults(b, pgx.ErrTxClosed)
+	}
+	return sp.s.SendBatch(ctx, b)
 }
+
+func (sp *savepoint) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	if sp.closed {
+		return 0, pgx.ErrTxClosed
+	}
+	return sp.s.CopyFrom(ctx, table, columns, src)
+}
+
+// Prepare is refused: a named statement would outlive the request on a pooled
+// connection, and the session already prepares per tenant and version.
+func (sp *savepoint) Prepare(context.Context, string, string) (*pgconn.StatementDescription, error) {
+	return nil, errNoPrepare
+}
+
+// LargeObjects is not available: large objects belong to the database, not to a
+// tenant's schema, so any tenant could open another's by number. Its methods panic;
+// keep binary data in bytea columns of the tenant's tables.
+func (sp *savepoint) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
+
+// Conn returns nil: see the note at the top of this file.
+func (sp *savepoint) Conn() *pgx.Conn { return nil }
 
 // observedRows reports the error that ends iteration to the session.
 type observedRows struct {
@@ -79,6 +120,9 @@ func (r *observedRows) Close() {
 	r.Rows.Close()
 	r.s.observe(r.Rows.Err())
 }
+
+// Conn returns nil: see the note at the top of this file.
+func (r *observedRows) Conn() *pgx.Conn { return nil }
 
 type observedRow struct {
 	row pgx.Row

@@ -3,6 +3,8 @@ package tenant_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"testing"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/tenantkit/tenant/internal/bouncer"
 	"github.com/tenantkit/tenant/internal/testdb"
 	"github.com/tenantkit/tenant/pool"
+	"github.com/tenantkit/tenant/tenantctx"
 )
 
 // behindBouncer starts PgBouncer in transaction mode with poolSize server connections
@@ -83,4 +86,38 @@ func TestLifecycleBehindPgBouncer(t *testing.T) {
 	ok, _ := hammer(t, tenant.Middleware(e.mgr)(incrementCounter), a, 6, 15)
 	assert.Equal(t, ok, e.count(t, `SELECT value FROM "`+a+`".counter`))
 	assert.Positive(t, ok)
+}
+
+// Behind PgBouncer without prepared statement support, a pool left in pgx's default
+// statement-cache mode is a configuration error: the lifecycle's own queries
+// (admission, provisioning) still work, and a request whose statement meets another
+// client's prepared statement answers 500 with the fix in the log, never a misleading
+// 503 "unavailable".
+func TestPgBouncerWithoutPreparedStatements(t *testing.T) {
+	ctx := context.Background()
+	dsn := behindBouncer(t, 1) // one server connection: the two clients below share it
+	a, b := newTenantName("pgpa"), newTenantName("pgpb")
+	e := newEnvOn(t, dsn, 2, nil, tenant.Config{Resolver: byHeader}, a, b)
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var n int
+		err := tenantctx.Session(r.Context()).QueryRow(r.Context(), "SELECT count(*) FROM items WHERE name = $1", "x").Scan(&n)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		_, _ = fmt.Fprint(w, n)
+	}))
+	rec := do(h, "GET", "/", nil, "X-Tenant", a) // prepares the statement on the server connection
+	require.Equal(t, 200, rec.Code, rec.Body.String())
+
+	held, err := e.pool.Acquire(ctx) // the first client connection, so the next request makes another
+	require.NoError(t, err)
+	defer held.Release()
+	rec = do(h, "GET", "/", nil, "X-Tenant", a)
+	assert.Equal(t, 500, rec.Code)
+	assert.NotContains(t, rec.Body.String(), "stmtcache", "the detail goes to the log")
+	assert.Contains(t, e.logs.String(), "pool.WithQueryExecMode(pgx.QueryExecModeExec)")
+
+	rec = do(tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})), "GET", "/", nil, "X-Tenant", b)
+	assert.Equal(t, 200, rec.Code, "admitting a tenant needs no prepared statement")
 }

@@ -2,9 +2,28 @@ package tenant
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
+
+	"github.com/go-chi/chi/v5"
 )
+
+// attemptRequest is the request one attempt hands the handler: the attempt's context,
+// the body from the start, and its own copy of the router state. chi routes by
+// rewriting its route context in place (the path left to match, URL parameters,
+// patterns), and a handler may rewrite the URL: without copies, a retry would route
+// what the first attempt left behind (a 404, or another handler).
+func attemptRequest(r *http.Request, ctx context.Context, body *replayBody) *http.Request {
+	if rctx := chi.RouteContext(ctx); rctx != nil {
+		ctx = context.WithValue(ctx, chi.RouteCtxKey, rctx.Clone())
+	}
+	r2 := r.WithContext(ctx)
+	u := *r.URL
+	r2.URL = &u
+	r2.Body = body.reader()
+	return r2
+}
 
 // replayBody gives each attempt the request body from the start.
 type replayBody struct {

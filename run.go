@@ -3,6 +3,7 @@ package tenant
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"golang.org/x/text/language"
 )
@@ -31,12 +32,12 @@ func (m *Manager) Run(ctx context.Context, name string, fn func(ctx context.Cont
 	for _, o := range opts {
 		o(&settings)
 	}
-	if err := m.check(ctx, name); err != nil {
+	b, err := m.check(ctx, name)
+	if err != nil {
 		return err
 	}
-	var err error
 	if !m.repeat(ctx, name, m.attempts, func(last bool) (retry bool) {
-		retry, err = m.runOnce(ctx, name, fn, settings, last)
+		retry, b, err = m.runOnce(ctx, b, fn, settings, last)
 		return retry
 	}) {
 		return ctx.Err()
@@ -44,8 +45,9 @@ func (m *Manager) Run(ctx context.Context, name string, fn func(ctx context.Cont
 	return err
 }
 
-func (m *Manager) runOnce(ctx context.Context, name string, fn func(context.Context) error, s runSettings, last bool) (retry bool, err error) {
-	sess, scope, ctx := m.attach(ctx, name, s.locale)
+func (m *Manager) runOnce(ctx context.Context, b *binding, fn func(context.Context) error, s runSettings, last bool) (retry bool, latest *binding, err error) {
+	sess, scope, ctx := m.attach(ctx, b, s.locale)
+	defer func() { latest = sess.b }()
 
 	finished := false
 	defer func() {
@@ -58,16 +60,22 @@ func (m *Manager) runOnce(ctx context.Context, name string, fn func(context.Cont
 
 	commit := fnErr == nil && !scope.IsRollbackOnly() && ctx.Err() == nil
 	retry, err = sess.end(ctx, commit, last)
+	_, _, beginErr := sess.state()
 	switch {
 	case retry:
-		return true, nil
+		return true, b, nil
 	case fnErr != nil:
-		return false, fnErr // unchanged, even after the last conflict
-	case errors.Is(err, errRollbackFailed), err == nil && !commit:
-		return false, ctx.Err() // nil for RollbackOnly
+		return false, b, fnErr // unchanged, even after the last conflict
+	case beginErr != nil: // fn swallowed it: nothing ran
+		return false, b, beginErr
+	case errors.Is(err, errRollbackFailed):
+		m.log.WarnContext(ctx, "tenant: rollback failed", slog.String("tenant", b.name), slog.Any("error", err))
+		return false, b, ctx.Err()
+	case err == nil && !commit:
+		return false, b, ctx.Err() // nil for RollbackOnly
 	case err != nil:
-		return false, err
+		return false, b, err
 	}
-	m.afterCommit(ctx, name, sess, scope)
-	return false, nil
+	m.afterCommit(ctx, b.name, sess, scope)
+	return false, b, nil
 }

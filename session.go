@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/tenantkit/tenant/schema"
 	"github.com/tenantkit/tenant/tenantctx"
 )
 
@@ -19,120 +19,277 @@ import (
 // response began streaming (Flush, Hijack, a large body) or the request finished.
 var ErrSessionEnded = errors.New("tenant: the request's transaction has already ended (response streamed or request finished)")
 
+// ErrTransactionLost means the handler ended the request's transaction or unbound it
+// from the tenant itself (ROLLBACK, COMMIT, COMMIT AND CHAIN, a script with its own
+// BEGIN and COMMIT, RESET ALL or a change of search_path). Nothing more runs in it,
+// nothing is reported as committed, and the request fails with 500.
+var ErrTransactionLost = errors.New("tenant: the request's transaction was ended or unbound by the handler")
+
+// ErrPreparedStatements means prepared statements did not survive from one transaction
+// to the next on a connection: PgBouncer in transaction mode before 1.21, or without
+// max_prepared_statements. It is a configuration error (500, never retried): build the
+// pool with pool.WithQueryExecMode(pgx.QueryExecModeExec), or enable
+// max_prepared_statements in PgBouncer 1.21 or later.
+var ErrPreparedStatements = errors.New("tenant: prepared statements are lost between transactions " +
+	"(PgBouncer in transaction mode without prepared statement support): use pool.WithQueryExecMode(pgx.QueryExecModeExec) " +
+	"or PgBouncer 1.21+ with max_prepared_statements")
+
 // finishTimeout bounds COMMIT/ROLLBACK, which run even when the request was cancelled.
 const finishTimeout = 30 * time.Second
 
 // session is the lazy, request-scoped transaction behind tenantctx.Session. Nothing
-// touches the pool until the first call; that call acquires a connection and runs
-// BEGIN and SET LOCAL search_path in one round trip.
+// touches the pool until the first call; that call acquires a connection and sends the
+// binding's begin in one round trip. Statements go to that connection with the
+// binding's key; the end commits or rolls back and resets the connection in one more.
 type session struct {
-	pool      *pgxpool.Pool
-	beginSQL  string
+	pool  *pgxpool.Pool
+	admit *admitter // refreshes the binding when a migration or drop moved the marker
+
 	mu        sync.Mutex
-	tx        *observedTx // the request's transaction, once begun
+	b         *binding
+	conn      *pgxpool.Conn // once begun
+	savepoint int64         // savepoints begun, for their names
 	ended     bool
 	conflict  bool  // a serialization failure, deadlock or stale plan was seen
-	beginErr  error // the transaction could not begin (database unreachable)
+	misconfig bool  // a prepared statement vanished between transactions
+	lost      bool  // the handler ended or unbound the transaction
+	dirty     bool  // SQL that leaves state the reset cannot remove: close the connection
+	beginErr  error // the transaction could not begin; wraps the lifecycle error to answer
 	committed bool
 }
 
 var _ tenantctx.DB = (*session)(nil)
 
-func (m *Manager) newSession(name string) *session {
-	return &session{
-		pool: m.pool,
-		// name is validated; schema.SearchPath quotes it with pgx.Identifier anyway.
-		beginSQL: "BEGIN ISOLATION LEVEL " + m.isolation + "; SET LOCAL search_path TO " + schema.SearchPath(name),
-	}
+func (m *Manager) newSession(b *binding) *session {
+	return &session{pool: m.pool, admit: m.admission, b: b}
 }
 
-// current returns the transaction, beginning it on first use.
-func (s *session) current(ctx context.Context) (*observedTx, error) {
+// use returns the connection for the next statement, beginning the transaction on
+// first use. It refuses to run anything once the transaction is not the one begun:
+// after a handler's ROLLBACK or COMMIT the connection is idle, and a statement there
+// would commit on its own.
+func (s *session) use(ctx context.Context, sql string) (*pgx.Conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
 		return nil, ErrSessionEnded
 	}
-	if s.tx == nil {
-		tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: s.beginSQL})
-		if err != nil {
-			if ctx.Err() == nil {
-				s.beginErr = err
-			}
-			return nil, fmt.Errorf("tenant: begin: %w", err)
+	if s.conn == nil {
+		if err := s.begin(ctx); err != nil {
+			return nil, err
 		}
-		s.tx = &observedTx{Tx: tx, s: s}
 	}
-	return s.tx, nil
+	if s.lost || s.conn.Conn().PgConn().TxStatus() == 'I' {
+		s.lost = true
+		return nil, ErrTransactionLost
+	}
+	if leavesSessionState(sql) {
+		s.dirty = true
+	}
+	return s.conn.Conn(), nil
 }
 
-// observe remembers errors that call for running the work again.
+// begin acquires a connection and binds a transaction to the tenant. When the version
+// marker moved (a migration ran, or the tenant was dropped) it asks admission again
+// once: a new version begins with the new binding, a tenant gone fails with
+// ErrUnknownTenant. Called with s.mu held.
+func (s *session) begin(ctx context.Context) error {
+	for refreshed := false; ; refreshed = true {
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return s.beginFailed(ctx, fmt.Errorf("%w: %w", ErrUnavailable, err))
+		}
+		_, err = conn.Exec(ctx, s.b.begin)
+		if err == nil {
+			s.conn = conn
+			return nil
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) {
+			conn.Release() // pgxpool drops a connection left inside a transaction
+			return s.beginFailed(ctx, fmt.Errorf("%w: %w", ErrUnavailable, err))
+		}
+		_, rbErr := conn.Exec(ctx, "ROLLBACK")
+		if rbErr != nil {
+			_ = conn.Conn().Close(ctx)
+		}
+		conn.Release()
+		if refreshed || !isUndefined(pgErr) {
+			return s.beginFailed(ctx, fmt.Errorf("tenant %q: begin: %w", s.b.name, err))
+		}
+		b, err := s.admit.refresh(ctx, s.b)
+		if err != nil {
+			return s.beginFailed(ctx, err)
+		}
+		s.b = b
+	}
+}
+
+// beginFailed records why the transaction could not begin (unless the request was
+// cancelled: then nothing is answered) and returns it.
+func (s *session) beginFailed(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		s.beginErr = err
+	}
+	return err
+}
+
+// observe remembers errors that decide the request's answer: conflicts call for
+// running it again; lost prepared statements are a configuration error.
 func (s *session) observe(err error) {
-	if err != nil && isRetryable(err) {
+	if err == nil {
+		return
+	}
+	retry, lostStatement := isRetryable(err), isLostStatement(err)
+	if retry || lostStatement {
 		s.mu.Lock()
-		s.conflict = true
+		s.conflict = s.conflict || retry
+		s.misconfig = s.misconfig || lostStatement
 		s.mu.Unlock()
 	}
 }
 
+// state returns what end needs to know, under the lock.
+func (s *session) state() (conflict, misconfig bool, beginErr error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conflict, s.misconfig, s.beginErr
+}
+
 func (s *session) sawConflict() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.conflict
+	conflict, _, _ := s.state()
+	return conflict
 }
 
-func (s *session) beginFailed() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.beginErr
-}
-
-// finish commits or rolls back (if a transaction began) and ends the session: later
-// calls fail with ErrSessionEnded. It runs even when ctx is cancelled.
+// finish ends the transaction (commit or roll back), resets what the request may have
+// left on the connection, and gives the connection back; later calls fail with
+// ErrSessionEnded. It runs even when ctx is cancelled. The error wraps
+// ErrTransactionLost when the transaction was not the one begun; otherwise it is the
+// COMMIT's (pgx.ErrTxCommitRollback for a failed transaction) or errRollbackFailed.
 func (s *session) finish(ctx context.Context, commit bool) error {
 	s.mu.Lock()
-	tx := s.tx
-	s.tx, s.ended = nil, true
+	conn, lost, dirty := s.conn, s.lost, s.dirty
+	s.conn, s.ended = nil, true
 	s.mu.Unlock()
-	if tx == nil {
+	if conn == nil {
+		if lost {
+			return ErrTransactionLost
+		}
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
-	if !commit {
-		return tx.Rollback(ctx)
+
+	end := endTransaction(ctx, conn.Conn().PgConn(), s.b, commit)
+	if end.close || dirty {
+		_ = conn.Conn().Close(ctx) // pgxpool drops a closed connection on release
 	}
-	err := tx.Commit(ctx) // observed: a conflict at COMMIT runs the request again
-	if err == nil {
-		s.mu.Lock()
-		s.committed = true
-		s.mu.Unlock()
+	conn.Release()
+	s.mu.Lock()
+	s.committed = end.committed
+	s.mu.Unlock()
+	switch {
+	case lost || end.lost:
+		return fmt.Errorf("%w (tenant %q)", ErrTransactionLost, s.b.name)
+	case end.err != nil && !commit:
+		return fmt.Errorf("%w: %w", errRollbackFailed, end.err)
 	}
-	return err
+	return end.err
+}
+
+// ending is what endTransaction did.
+type ending struct {
+	committed bool  // COMMIT succeeded
+	lost      bool  // the transaction was not the one begun: rolled back
+	close     bool  // the reset may not have run: the connection must not be reused
+	err       error // COMMIT's or ROLLBACK's failure, or pgx.ErrTxCommitRollback
+}
+
+// endTransaction sends the binding's commit or rollback (check, end, reset) in one
+// round trip, and tells from each statement's result what happened: which step
+// failed decides whether the transaction committed and whether the reset still has to
+// run (a second round trip, on failures only).
+func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, commit bool) ending {
+	var out ending
+	script := b.rollback
+	switch pc.TxStatus() {
+	case 'I': // the handler ended it
+		out.lost, script = true, resetSQL
+	case 'E': // failed: nothing to check or commit
+		script = b.abort
+		if commit {
+			out.err = pgx.ErrTxCommitRollback
+		}
+	default:
+		if commit {
+			script = b.commit
+		}
+	}
+	results, err := pc.Exec(ctx, script).ReadAll()
+	out.committed = succeeded(results, "COMMIT")
+	ended := out.committed || succeeded(results, "ROLLBACK")
+	switch {
+	case err == nil:
+	case sqlState(err) == sqlIntactCheckFailed: // a chained or rebound transaction: not ours
+		out.lost = true
+		_, err = pc.Exec(ctx, b.abort).ReadAll()
+		out.close = err != nil
+	case ended || out.lost: // ended as asked; a reset statement failed
+		out.close = true
+	case pc.TxStatus() == 'I' && !pc.IsClosed(): // COMMIT or ROLLBACK failed, so the reset did not run
+		out.err = err
+		_, err = pc.Exec(ctx, resetSQL).ReadAll()
+		out.close = err != nil
+	default:
+		out.err, out.close = err, true
+	}
+	return out
+}
+
+// succeeded reports whether a statement with the given command tag completed.
+func succeeded(results []*pgconn.Result, tag string) bool {
+	for _, r := range results {
+		if r.Err == nil && r.CommandTag.String() == tag {
+			return true
+		}
+	}
+	return false
 }
 
 // errRollbackFailed marks a failed ROLLBACK: logged, never shown to the client.
 var errRollbackFailed = errors.New("tenant: rollback failed")
 
 // end finishes one attempt; last says no attempt follows. A transaction that saw a
-// conflict rolls back and asks to run again (unless last: ErrConflict). Otherwise it
-// commits or rolls back as asked; a COMMIT that fails with a conflict asks to run
-// again (unless last: ErrConflict), any other COMMIT failure is ErrCommitFailed. A
-// failed ROLLBACK is errRollbackFailed.
+// conflict rolls back and asks to run again (unless last: ErrConflict). Lost prepared
+// statements roll back with ErrPreparedStatements. Otherwise it commits or rolls back
+// as asked; a COMMIT that fails with a conflict asks to run again (unless last:
+// ErrConflict), any other COMMIT failure is ErrCommitFailed. A transaction the handler
+// ended is ErrTransactionLost (with ErrCommitFailed when it was to commit). A failed
+// ROLLBACK is errRollbackFailed.
 func (s *session) end(ctx context.Context, commit, last bool) (retry bool, err error) {
-	if s.sawConflict() {
-		_ = s.finish(ctx, false)
-		if !last {
+	conflict, misconfig, _ := s.state()
+	switch {
+	case conflict:
+		err := s.finish(ctx, false)
+		switch {
+		case errors.Is(err, ErrTransactionLost):
+			return false, err
+		case !last:
 			return true, nil
 		}
 		return false, fmt.Errorf("%w: retries exhausted", ErrConflict)
+	case misconfig:
+		_ = s.finish(ctx, false)
+		return false, ErrPreparedStatements
 	}
 	err = s.finish(ctx, commit)
 	switch {
 	case err == nil:
 		return false, nil
-	case !commit:
-		return false, fmt.Errorf("%w: %w", errRollbackFailed, err)
+	case errors.Is(err, ErrTransactionLost) && commit:
+		return false, fmt.Errorf("%w: %w", ErrCommitFailed, err)
+	case errors.Is(err, ErrTransactionLost), !commit:
+		return false, err
 	case isRetryable(err) && !last:
 		return true, nil
 	case isRetryable(err):
@@ -149,69 +306,108 @@ func (s *session) didCommit() bool {
 }
 
 func (s *session) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	tx, err := s.current(ctx)
+	c, err := s.use(ctx, sql)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	return tx.Exec(ctx, sql, args...)
+	tag, err := c.Exec(ctx, s.b.keyed(sql), args...)
+	s.observe(err)
+	return tag, err
 }
 
 func (s *session) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	tx, err := s.current(ctx)
+	c, err := s.use(ctx, sql)
 	if err != nil {
 		return nil, err
 	}
-	return tx.Query(ctx, sql, args...)
+	rows, err := c.Query(ctx, s.b.keyed(sql), args...)
+	if err != nil {
+		s.observe(err)
+		return nil, err
+	}
+	return &observedRows{Rows: rows, s: s}, nil
 }
 
 func (s *session) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	tx, err := s.current(ctx)
+	c, err := s.use(ctx, sql)
 	if err != nil {
 		return tenantctx.ErrRow{Err: err}
 	}
-	return tx.QueryRow(ctx, sql, args...)
+	return observedRow{row: c.QueryRow(ctx, s.b.keyed(sql), args...), s: s}
 }
 
 func (s *session) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	tx, err := s.current(ctx)
+	var all strings.Builder
+	for _, q := range b.QueuedQueries {
+		all.WriteString(q.SQL)
+		all.WriteByte(';')
+	}
+	c, err := s.use(ctx, all.String())
 	if err != nil {
 		return tenantctx.ErrBatchResults{Err: err}
 	}
-	return tx.SendBatch(ctx, b)
+	return &observedBatch{BatchResults: c.SendBatch(ctx, s.b.keyedBatch(b)), s: s}
 }
 
 func (s *session) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
-	tx, err := s.current(ctx)
+	c, err := s.use(ctx, "")
 	if err != nil {
 		return 0, err
 	}
-	return tx.CopyFrom(ctx, table, columns, src)
+	n, err := copyFrom(ctx, c, table, columns, src)
+	s.observe(err)
+	return n, err
 }
 
 // Begin starts a savepoint inside the request's transaction. Errors inside it count
 // like any other: a conflict there runs the request again even if the savepoint is
 // rolled back, since the transaction's view may no longer be consistent.
 func (s *session) Begin(ctx context.Context) (pgx.Tx, error) {
-	tx, err := s.current(ctx)
+	c, err := s.use(ctx, "")
 	if err != nil {
 		return nil, err
 	}
-	return tx.Begin(ctx)
+	s.mu.Lock()
+	s.savepoint++
+	sp := &savepoint{s: s, name: "tenant_sp_" + fmt.Sprint(s.savepoint)}
+	s.mu.Unlock()
+	if _, err := c.Exec(ctx, "SAVEPOINT "+sp.name); err != nil {
+		s.observe(err)
+		return nil, err
+	}
+	return sp, nil
 }
 
 // isRetryable: serialization failure, deadlock, or "cached plan must not change result
 // type" (a migration changed a table under a prepared statement). Running the work
 // again in a fresh transaction succeeds for all three.
 func isRetryable(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return false
-	}
-	switch pgErr.Code {
+	switch sqlState(err) {
 	case "40001", "40P01":
 		return true
 	case "0A000":
-		return pgErr.Message == "cached plan must not change result type"
+		var pgErr *pgconn.PgError
+		return errors.As(err, &pgErr) && pgErr.Message == "cached plan must not change result type"
 	}
 	return false
+}
+
+// isLostStatement reports pgx's cached statement missing on the server (26000), or
+// prepared twice (42P05): what PgBouncer without prepared statement support causes.
+func isLostStatement(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "26000" || pgErr.Code == "42P05") &&
+		strings.Contains(pgErr.Message, "stmtcache_")
+}
+
+// isUndefined reports a missing relation or schema: the version marker after a
+// migration renamed it, or the tenant's schema after a drop.
+func isUndefined(pgErr *pgconn.PgError) bool { return pgErr.Code == "42P01" || pgErr.Code == "3F000" }
+
+func sqlState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
 }

@@ -24,12 +24,14 @@ func TestLazySession(t *testing.T) {
 		w.WriteHeader(204)
 	}))
 	do(idle, "GET", "/", nil, "X-Tenant", a) // admission is cached after this
-	acquires, queries := e.pool.Stat().AcquireCount(), e.queries.n.Load()
-	for range 5 {
-		assert.Equal(t, 204, do(idle, "GET", "/", nil, "X-Tenant", a).Code)
-	}
+	acquires := e.pool.Stat().AcquireCount()
+	trips := e.roundTrips(func() {
+		for range 5 {
+			assert.Equal(t, 204, do(idle, "GET", "/", nil, "X-Tenant", a).Code)
+		}
+	})
 	assert.Equal(t, acquires, e.pool.Stat().AcquireCount(), "no connection for a request that never queries")
-	assert.Equal(t, queries, e.queries.n.Load(), "and no round trip")
+	assert.Zero(t, trips, "and no round trip")
 
 	var searchPath, isolation string
 	used := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -38,11 +40,10 @@ func TestLazySession(t *testing.T) {
 		isolation = searchPath[strings.Index(searchPath, "|")+1:]
 		searchPath = searchPath[:strings.Index(searchPath, "|")]
 	}))
-	queries = e.queries.n.Load()
-	do(used, "GET", "/", nil, "X-Tenant", a)
-	// BEGIN+SET LOCAL (one round trip), the query, COMMIT.
-	assert.Equal(t, int64(3), e.queries.n.Load()-queries)
-	assert.Equal(t, a+", extensions", searchPath, "public is not on the path")
+	do(used, "GET", "/", nil, "X-Tenant", a) // the statement is prepared after this
+	// Begin (BEGIN, version lock, SET LOCALs), the query, the end (check, COMMIT, reset).
+	assert.Equal(t, int64(3), e.roundTrips(func() { do(used, "GET", "/", nil, "X-Tenant", a) }))
+	assert.Equal(t, a+", extensions, pg_temp", searchPath, "public is not on the path; pg_temp is last")
 	assert.Equal(t, "serializable", isolation)
 }
 
@@ -50,14 +51,16 @@ func TestBeginIsOneRoundTripWithSetLocal(t *testing.T) {
 	a := newTenantName("bq")
 	e := newEnv(t, 1, tenant.Config{Resolver: byHeader, Isolation: pgx.RepeatableRead}, a)
 	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		before := e.queries.n.Load()
-		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "SELECT 1")
-		require.NoError(t, err)
-		assert.Equal(t, int64(2), e.queries.n.Load()-before, "BEGIN and SET LOCAL went in one round trip")
+		trips := e.roundTrips(func() {
+			_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "SELECT 1")
+			require.NoError(t, err)
+		})
+		assert.Equal(t, int64(2), trips, "the begin went in one round trip, the statement in one")
 	}))
 	do(h, "GET", "/", nil, "X-Tenant", a) // admission is cached after this
 	first := beginStatement(t, e, h, a)
-	assert.Equal(t, `BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL search_path TO "`+a+`", extensions`, first)
+	assert.Equal(t, `BEGIN ISOLATION LEVEL REPEATABLE READ; LOCK TABLE "`+a+`"."tenant_version_1" IN ACCESS SHARE MODE; `+
+		`SET LOCAL search_path TO "`+a+`", extensions, pg_temp; SET LOCAL tenant.schema TO '`+a+`'`, first)
 }
 
 // beginStatement returns the statement that began a request's transaction.
@@ -115,7 +118,7 @@ func TestConnectionHygiene(t *testing.T) {
 			assert.Zero(t, e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state <> 'idle'`, app),
 				"no connection of the pool is in a transaction")
 			rec := do(show, "GET", "/", nil, "X-Tenant", b)
-			assert.Equal(t, b+", extensions", rec.Body.String())
+			assert.Equal(t, b+", extensions, pg_temp", rec.Body.String())
 			var outside string
 			require.NoError(t, e.pool.QueryRow(context.Background(), "SHOW search_path").Scan(&outside))
 			assert.Equal(t, `"$user", public`, outside, "nothing leaked into the session settings")
@@ -129,6 +132,6 @@ func TestTenantIsolationUnderLoad(t *testing.T) {
 	a, b := newTenantName("isa"), newTenantName("isb")
 	e := newEnv(t, 3, tenant.Config{Resolver: byHeader}, a, b)
 	e.seedItems(t, 5, a, b)
-	alternate(t, tenant.Middleware(e.mgr)(showTenant), a, b, 8, 200, 5)
-	assert.GreaterOrEqual(t, e.queries.n.Load(), int64(8*200*4), "every request began, queried twice and committed")
+	trips := e.roundTrips(func() { alternate(t, tenant.Middleware(e.mgr)(showTenant), a, b, 8, 200, 5) })
+	assert.GreaterOrEqual(t, trips, int64(8*200*4), "every request began, queried twice and committed")
 }

@@ -92,9 +92,10 @@ type Config struct {
 	// BufferBytes of response held back before streaming. Default 1 MiB.
 	BufferBytes int
 
-	// HitTTL and MissTTL bound how long admission remembers that a schema exists
-	// (default 1 min) or does not (default 2 s). A dropped schema answers 404 once its
-	// hit expires.
+	// HitTTL and MissTTL bound how long admission remembers that a name is a tenant
+	// (default 1 min) or is not (default 2 s). A remembered tenant is still checked by
+	// every transaction (its version marker is locked when it begins), so a tenant
+	// dropped or migrated elsewhere is seen by the next request, whatever the TTL.
 	HitTTL, MissTTL time.Duration
 
 	// Logger receives details of failures, with the tenant as attribute. Default
@@ -176,7 +177,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m.provisioner = prov
-	m.admission = newAdmitter(prov, cfg.Admission, cfg.HitTTL, cfg.MissTTL)
+	isolation := m.isolation
+	m.admission = newAdmitter(prov, cfg.Admission, func(t schema.Tenant) *binding { return newBinding(t, isolation) },
+		cfg.HitTTL, cfg.MissTTL)
 	return m, nil
 }
 
@@ -203,7 +206,9 @@ func (m *Manager) Pool() *pgxpool.Pool { return m.pool }
 // Provisioner returns the Manager's provisioner (create, migrate, list, drop tenants).
 func (m *Manager) Provisioner() *schema.Provisioner { return m.provisioner }
 
-// Forget drops what admission remembers about name, e.g. after dropping its schema.
+// Forget drops what admission remembers about name, e.g. after dropping its schema
+// in this process. (A request for a tenant dropped elsewhere finds out by itself:
+// its transaction cannot begin, and admission asks again.)
 func (m *Manager) Forget(name string) { m.admission.forget(name) }
 
 // DefaultLocale is the first configured locale, or language.Und.
@@ -216,18 +221,18 @@ func (m *Manager) DefaultLocale() language.Tag {
 
 // attach makes one attempt's session and scope and the context that carries them
 // with the locale: what Middleware and Run give the application's code.
-func (m *Manager) attach(ctx context.Context, name string, tag language.Tag) (*session, *tenantctx.Scope, context.Context) {
-	sess := m.newSession(name)
-	scope := tenantctx.NewScope(name, sess)
+func (m *Manager) attach(ctx context.Context, b *binding, tag language.Tag) (*session, *tenantctx.Scope, context.Context) {
+	sess := m.newSession(b)
+	scope := tenantctx.NewScope(b.name, sess)
 	ctx = tenantctx.WithScope(ctx, scope)
 	ctx = tenantctx.WithDefaultLocale(tenantctx.WithLocale(ctx, tag), m.DefaultLocale())
 	return sess, scope, ctx
 }
 
 // check validates and admits a tenant: the shared front half of Middleware and Run.
-func (m *Manager) check(ctx context.Context, name string) error {
+func (m *Manager) check(ctx context.Context, name string) (*binding, error) {
 	if err := m.provisioner.Validate(name); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnknownTenant, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnknownTenant, err)
 	}
 	return m.admission.admit(ctx, name)
 }

@@ -1,0 +1,113 @@
+package tenant
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tenantkit/tenant/schema"
+)
+
+// binding ties a transaction to one tenant at one schema version: the SQL that begins,
+// checks and ends it, and the prefix that keys its statements. Admission makes one per
+// tenant and version; the tenant's requests share it.
+type binding struct {
+	name    string
+	version int64
+
+	// begin, sent as the transaction's first round trip: BEGIN, then the version
+	// marker locked (before the snapshot is taken, so a migration that commits while
+	// we wait is seen whole; and if it renamed the marker, the lock fails and the
+	// binding is refreshed), then search_path and the tenant.schema marker, both LOCAL.
+	begin string
+	// commit and rollback check that the transaction is still the one begin bound
+	// (the handler did not ROLLBACK, COMMIT, COMMIT AND CHAIN, RESET ALL or change
+	// search_path) before ending it, then reset the connection, all in one round trip.
+	// The check fails with SQLSTATE 22012 (a division by zero), so COMMIT never runs
+	// for a transaction that is not ours.
+	commit, rollback string
+	// abort ends a failed transaction (where the check cannot run) and resets.
+	abort string
+	// key prefixes every statement of the tenant's requests, so pgx caches (and
+	// PostgreSQL plans) a statement per tenant and version: parameter types inferred
+	// for one tenant's tables, or for an older migration, are never used for another.
+	key string
+}
+
+func newBinding(t schema.Tenant, isolation string) *binding {
+	lit := quoteLiteral(t.Name) // the name is valid; quoted all the same
+	check := "SELECT 1/coalesce((current_schema() = " + lit + " AND current_setting('tenant.schema', true) = " + lit +
+		")::int, 0) AS tenant_transaction_intact; "
+	return &binding{
+		name:    t.Name,
+		version: t.Version,
+		begin: "BEGIN ISOLATION LEVEL " + isolation +
+			"; LOCK TABLE " + schema.VersionMarker(t.Name, t.Version).Sanitize() + " IN ACCESS SHARE MODE" +
+			"; SET LOCAL search_path TO " + schema.SearchPath(t.Name) +
+			"; SET LOCAL tenant.schema TO " + lit,
+		commit:   check + "COMMIT; " + resetSQL,
+		rollback: check + "ROLLBACK; " + resetSQL,
+		abort:    "ROLLBACK; " + resetSQL,
+		key:      "/*tenant " + t.Name + " v" + strconv.FormatInt(t.Version, 10) + "*/ ",
+	}
+}
+
+// resetSQL removes what a request may leave on its connection besides the
+// transaction, before anyone else uses it: WITH HOLD cursors, a session-level SET
+// (role and session authorization included), temporary tables, sequence state
+// (lastval), LISTEN and session advisory locks. It runs in the round trip that ends the
+// transaction. RESET restores what the connection started with, so session defaults
+// belong in the DSN or in ALTER ROLE ... SET, not in a SET run after connecting.
+// Prepared statements are the one thing left: statements made with SQL PREPARE get
+// their connection closed instead (see leavesSessionState).
+const resetSQL = "CLOSE ALL; RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; DISCARD TEMP; DISCARD SEQUENCES; " +
+	"UNLISTEN *; SELECT pg_advisory_unlock_all()"
+
+// sqlIntactCheckFailed is the SQLSTATE of the binding's check (division by zero).
+const sqlIntactCheckFailed = "22012"
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// keyed returns sql with the binding's statement key.
+func (b *binding) keyed(sql string) string { return b.key + sql }
+
+// keyedBatch returns a copy of batch whose statements carry the binding's key; the
+// caller's batch is left as it was (it may be queued again for another tenant).
+func (b *binding) keyedBatch(batch *pgx.Batch) *pgx.Batch {
+	out := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, len(batch.QueuedQueries))}
+	for i, q := range batch.QueuedQueries {
+		c := *q
+		c.SQL = b.keyed(q.SQL)
+		out.QueuedQueries[i] = &c
+	}
+	return out
+}
+
+// leavesSessionState reports SQL that may leave on the connection what the reset
+// cannot remove cheaply: SQL PREPARE (a statement another request could EXECUTE; the
+// reset cannot tell it from pgx's own statements without listing them all) and LISTEN
+// (notifications that pgx buffers on the connection). A request that sends either gets
+// its connection closed when it ends. It looks for the keyword as a whole word, so a
+// column named prepared_at does not count.
+func leavesSessionState(sql string) bool {
+	return containsWord(sql, "prepare") || containsWord(sql, "listen")
+}
+
+// containsWord reports whether s contains word (lower case ASCII) as a whole word,
+// ignoring case, without allocating.
+func containsWord(s, word string) bool {
+	for i := 0; i+len(word) <= len(s); i++ {
+		if (i > 0 && isWordByte(s[i-1])) || (i+len(word) < len(s) && isWordByte(s[i+len(word)])) {
+			continue
+		}
+		if strings.EqualFold(s[i:i+len(word)], word) {
+			return true
+		}
+	}
+	return false
+}
+
+func isWordByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '$' || c >= 0x80
+}
