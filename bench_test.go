@@ -2,6 +2,7 @@ package tenant_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -22,7 +23,9 @@ import (
 //     admission + buffering: no connection, no round trip.
 //   - OneQuery: a handler that runs one SELECT, through the middleware, against a
 //     hand-written handler doing the same work the careful way (BeginTx with
-//     SET LOCAL in one round trip, the query, COMMIT) on the same pool.
+//     SET LOCAL in one round trip, the query, COMMIT) on the same pool, for one
+//     tenant and for 50 tenants in turn (the hand-written statement is shared by all
+//     tenants and re-planned at each switch; the middleware's is per tenant).
 func BenchmarkRequest(b *testing.B) {
 	ctx := context.Background()
 	p, err := pool.New(ctx, testdb.DatabaseURL(), pool.WithMaxConns(4))
@@ -35,26 +38,34 @@ func BenchmarkRequest(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer mgr.Close()
-	const name = "bench_req"
-	if err := mgr.Provisioner().Ensure(ctx, name); err != nil {
-		b.Fatal(err)
+	names := make([]string, 50)
+	for i := range names {
+		names[i] = fmt.Sprintf("bench_req_%02d", i)
+		if err := mgr.Provisioner().Ensure(ctx, names[i]); err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = mgr.Provisioner().Drop(ctx, names[i]) }()
 	}
-	defer func() { _ = mgr.Provisioner().Drop(ctx, name) }()
 
-	run := func(b *testing.B, h http.Handler) {
-		req := httptest.NewRequest("GET", "/", nil)
-		req.Header.Set("X-Tenant", name)
+	run := func(b *testing.B, h http.Handler, tenants int) {
+		reqs := make([]*http.Request, tenants)
+		for i := range reqs {
+			reqs[i] = httptest.NewRequest("GET", "/", nil)
+			reqs[i].Header.Set("X-Tenant", names[i])
+		}
+		i := 0
 		for b.Loop() {
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
+			h.ServeHTTP(rec, reqs[i%tenants])
 			if rec.Code != 200 {
 				b.Fatalf("%d %s", rec.Code, rec.Body)
 			}
+			i++
 		}
 	}
 	noQuery := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })
-	b.Run("NoQuery/baseline", func(b *testing.B) { run(b, noQuery) })
-	b.Run("NoQuery/middleware", func(b *testing.B) { run(b, tenant.Middleware(mgr)(noQuery)) })
+	b.Run("NoQuery/baseline", func(b *testing.B) { run(b, noQuery, 1) })
+	b.Run("NoQuery/middleware", func(b *testing.B) { run(b, tenant.Middleware(mgr)(noQuery), 1) })
 
 	const q = "SELECT value FROM counter WHERE id = 1"
 	handWritten := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -85,6 +96,8 @@ func BenchmarkRequest(b *testing.B) {
 		}
 		_, _ = w.Write([]byte("ok"))
 	})
-	b.Run("OneQuery/baseline", func(b *testing.B) { run(b, handWritten) })
-	b.Run("OneQuery/middleware", func(b *testing.B) { run(b, tenant.Middleware(mgr)(viaSession)) })
+	for _, tenants := range []int{1, 50} {
+		b.Run(fmt.Sprintf("OneQuery/tenants=%d/baseline", tenants), func(b *testing.B) { run(b, handWritten, tenants) })
+		b.Run(fmt.Sprintf("OneQuery/tenants=%d/middleware", tenants), func(b *testing.B) { run(b, tenant.Middleware(mgr)(viaSession), tenants) })
+	}
 }
