@@ -118,6 +118,8 @@ func (a *admitter) check(ctx context.Context, name string) (*binding, error) {
 	switch {
 	case err == nil:
 		return a.bind(t), nil
+	case isLostStatement(err): // a configuration error, not an outage
+		return nil, fmt.Errorf("%w: %w", ErrPreparedStatements, err)
 	case !errors.Is(err, schema.ErrNotFound):
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	case !a.policy.create, a.policy.allow != nil && !a.policy.allow(ctx, name):

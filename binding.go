@@ -21,14 +21,14 @@ type binding struct {
 	// we wait is seen whole; and if it renamed the marker, the lock fails and the
 	// binding is refreshed), then search_path and the tenant.schema marker, both LOCAL.
 	begin string
-	// commit and rollback check that the transaction is still the one begin bound
-	// (the handler did not ROLLBACK, COMMIT, COMMIT AND CHAIN, RESET ALL or change
-	// search_path) before ending it, then reset the connection, all in one round trip.
-	// The check fails with SQLSTATE 22012 (a division by zero), so COMMIT never runs
-	// for a transaction that is not ours.
+	// check fails with SQLSTATE 22012 (a division by zero) unless the transaction is
+	// still the one begin bound: the handler did not ROLLBACK, COMMIT, COMMIT AND
+	// CHAIN, RESET ALL or change search_path.
+	check string
+	// commit and rollback run the check, end the transaction, and reset the
+	// connection (resetSQL), in one round trip: COMMIT never runs for a transaction
+	// not ours.
 	commit, rollback string
-	// abort ends a failed transaction (where the check cannot run) and resets.
-	abort string
 	// key prefixes every statement of the tenant's requests, so pgx caches (and
 	// PostgreSQL plans) a statement per tenant and version: parameter types inferred
 	// for one tenant's tables, or for an older migration, are never used for another.
@@ -40,6 +40,7 @@ func newBinding(t schema.Tenant, isolation string) *binding {
 	check := "SELECT 1/coalesce((current_schema() = " + lit + " AND current_setting('tenant.schema', true) = " + lit +
 		")::int, 0) AS tenant_transaction_intact; "
 	return &binding{
+		check:   check,
 		name:    t.Name,
 		version: t.Version,
 		begin: "BEGIN ISOLATION LEVEL " + isolation +
@@ -48,21 +49,9 @@ func newBinding(t schema.Tenant, isolation string) *binding {
 			"; SET LOCAL tenant.schema TO " + lit,
 		commit:   check + "COMMIT; " + resetSQL,
 		rollback: check + "ROLLBACK; " + resetSQL,
-		abort:    "ROLLBACK; " + resetSQL,
 		key:      "/*tenant " + t.Name + " v" + strconv.FormatInt(t.Version, 10) + "*/ ",
 	}
 }
-
-// resetSQL removes what a request may leave on its connection besides the
-// transaction, before anyone else uses it: WITH HOLD cursors, a session-level SET
-// (role and session authorization included), temporary tables, sequence state
-// (lastval), LISTEN and session advisory locks. It runs in the round trip that ends the
-// transaction. RESET restores what the connection started with, so session defaults
-// belong in the DSN or in ALTER ROLE ... SET, not in a SET run after connecting.
-// Prepared statements are the one thing left: statements made with SQL PREPARE get
-// their connection closed instead (see leavesSessionState).
-const resetSQL = "CLOSE ALL; RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; DISCARD TEMP; DISCARD SEQUENCES; " +
-	"UNLISTEN *; SELECT pg_advisory_unlock_all()"
 
 // sqlIntactCheckFailed is the SQLSTATE of the binding's check (division by zero).
 const sqlIntactCheckFailed = "22012"

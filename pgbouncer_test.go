@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -89,10 +90,10 @@ func TestLifecycleBehindPgBouncer(t *testing.T) {
 }
 
 // Behind PgBouncer without prepared statement support, a pool left in pgx's default
-// statement-cache mode is a configuration error: the lifecycle's own queries
-// (admission, provisioning) still work, and a request whose statement meets another
-// client's prepared statement answers 500 with the fix in the log, never a misleading
-// 503 "unavailable".
+// statement-cache mode is a configuration error: a request whose statement (its own,
+// or admission's) meets another client's prepared statement answers 500 with the fix
+// in the log, never a misleading 503 "unavailable". Provisioning prepares nothing and
+// works.
 func TestPgBouncerWithoutPreparedStatements(t *testing.T) {
 	ctx := context.Background()
 	dsn := behindBouncer(t, 1) // one server connection: the two clients below share it
@@ -118,6 +119,40 @@ func TestPgBouncerWithoutPreparedStatements(t *testing.T) {
 	assert.NotContains(t, rec.Body.String(), "stmtcache", "the detail goes to the log")
 	assert.Contains(t, e.logs.String(), "pool.WithQueryExecMode(pgx.QueryExecModeExec)")
 
+	// Admitting b looks it up on the second client connection, with the statement the
+	// first one prepared for a still on the server connection.
 	rec = do(tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})), "GET", "/", nil, "X-Tenant", b)
-	assert.Equal(t, 200, rec.Code, "admitting a tenant needs no prepared statement")
+	assert.Equal(t, 500, rec.Code, "not 503: waiting does not help")
+	assert.Equal(t, 2, strings.Count(e.logs.String(), "pool.WithQueryExecMode(pgx.QueryExecModeExec)"), e.logs.String())
+}
+
+// The reset after each request keeps a client's own start-up parameters behind
+// PgBouncer (which copies the server's values into its record of the client), and
+// still undoes a handler's SET.
+func TestPgBouncerKeepsStartupParameters(t *testing.T) {
+	dsn := behindBouncer(t, 1)
+	a := newTenantName("pgtz")
+	e := newEnvOn(t, dsn, 2, []pool.Option{pool.WithQueryExecMode(pgx.QueryExecModeExec), pool.WithConfig(func(c *pgxpool.Config) {
+		c.ConnConfig.RuntimeParams["timezone"] = "Asia/Tokyo"
+	})}, tenant.Config{Resolver: byHeader}, a)
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		db := tenantctx.Session(r.Context())
+		var tz string
+		if err := db.QueryRow(r.Context(), "SELECT current_setting('TimeZone')").Scan(&tz); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		if _, err := db.Exec(r.Context(), "SET TIME ZONE 'Europe/Paris'"); err != nil { // session-level
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		_, _ = fmt.Fprint(w, tz)
+	}))
+	for range 4 {
+		rec := do(h, "GET", "/", nil, "X-Tenant", a)
+		assert.Equal(t, "Asia/Tokyo", rec.Body.String())
+	}
+	var tz string
+	require.NoError(t, e.pool.QueryRow(context.Background(), "SELECT current_setting('TimeZone')").Scan(&tz))
+	assert.Equal(t, "Asia/Tokyo", tz)
 }

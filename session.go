@@ -180,7 +180,7 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 
-	end := endTransaction(ctx, conn.Conn().PgConn(), s.b, commit)
+	end := endTransaction(ctx, conn.Conn().PgConn(), s.b, resetFor(conn.Conn()), commit)
 	if end.close || dirty {
 		_ = conn.Conn().Close(ctx) // pgxpool drops a closed connection on release
 	}
@@ -205,24 +205,32 @@ type ending struct {
 	err       error // COMMIT's or ROLLBACK's failure, or pgx.ErrTxCommitRollback
 }
 
-// endTransaction sends the binding's commit or rollback (check, end, reset) in one
-// round trip, and tells from each statement's result what happened: which step
-// failed decides whether the transaction committed and whether the reset still has to
-// run (a second round trip, on failures only).
-func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, commit bool) ending {
+// endTransaction sends the binding's check, COMMIT or ROLLBACK, and reset in one
+// round trip, and tells from each statement's result what happened: which step failed
+// decides whether the transaction committed and whether the reset still has to run (a
+// second round trip, on failures only).
+func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, reset string, commit bool) ending {
 	var out ending
-	script := b.rollback
+	var script string
 	switch pc.TxStatus() {
 	case 'I': // the handler ended it
-		out.lost, script = true, resetSQL
+		out.lost, script = true, reset
 	case 'E': // failed: nothing to check or commit
-		script = b.abort
+		script = "ROLLBACK; " + reset
 		if commit {
 			out.err = pgx.ErrTxCommitRollback
 		}
-	default:
+	case 'T':
+		script = b.rollback
 		if commit {
 			script = b.commit
+		}
+		if reset != resetSQL { // this connection has start-up parameters to set again
+			end := "ROLLBACK; "
+			if commit {
+				end = "COMMIT; "
+			}
+			script = b.check + end + reset
 		}
 	}
 	results, err := pc.Exec(ctx, script).ReadAll()
@@ -232,13 +240,13 @@ func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, commit b
 	case err == nil:
 	case sqlState(err) == sqlIntactCheckFailed: // a chained or rebound transaction: not ours
 		out.lost = true
-		_, err = pc.Exec(ctx, b.abort).ReadAll()
+		_, err = pc.Exec(ctx, "ROLLBACK; "+reset).ReadAll()
 		out.close = err != nil
 	case ended || out.lost: // ended as asked; a reset statement failed
 		out.close = true
 	case pc.TxStatus() == 'I' && !pc.IsClosed(): // COMMIT or ROLLBACK failed, so the reset did not run
 		out.err = err
-		_, err = pc.Exec(ctx, resetSQL).ReadAll()
+		_, err = pc.Exec(ctx, reset).ReadAll()
 		out.close = err != nil
 	default:
 		out.err, out.close = err, true

@@ -59,7 +59,7 @@ func (p *Provisioner) Lookup(ctx context.Context, name string) (Tenant, error) {
 	t := Tenant{Name: name}
 	err := p.db.QueryRow(ctx, `SELECT t.version FROM `+registryTable+` t
 		JOIN pg_catalog.pg_namespace n ON n.oid = t.schema_oid AND n.nspname = t.name
-		WHERE t.name = $1`, execMode, name).Scan(&t.Version)
+		WHERE t.name = $1`, name).Scan(&t.Version) // the pool's mode: prepared once, this runs on every admission miss
 	switch {
 	case err == nil:
 		return t, nil
@@ -200,8 +200,10 @@ func isUndefined(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000")
 }
 
-// execMode sends this package's parameterized statements without naming prepared
+// execMode sends this package's provisioning statements without naming prepared
 // statements on the server: provisioning then works behind PgBouncer in transaction
 // mode whatever the pool's statement mode, and per-tenant SQL (migrations, qualified
-// names) never fills the statement cache.
+// names) never fills the statement cache. Lookup, which admission sends for every
+// name it does not remember, uses the pool's own mode instead: a prepared statement
+// is a third of the server time.
 const execMode = pgx.QueryExecModeExec

@@ -1,0 +1,57 @@
+package tenant
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// resetSQL removes what a request may leave on its connection besides the
+// transaction, before anyone else uses it: WITH HOLD cursors, a session-level SET
+// (role and session authorization included), temporary tables, sequence state
+// (lastval), LISTEN and session advisory locks. It runs in the round trip that ends the
+// transaction, after COMMIT (a session lock a handler holds is released only once its
+// writes are visible). RESET restores what the connection started with, so session
+// defaults belong in the DSN or in ALTER ROLE ... SET, not in a SET run after
+// connecting. Prepared statements are the one thing left: statements made with SQL
+// PREPARE get their connection closed instead (see leavesSessionState).
+const resetSQL = "CLOSE ALL; RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; DISCARD TEMP; DISCARD SEQUENCES; " +
+	"UNLISTEN *; SELECT pg_advisory_unlock_all()"
+
+// pgbouncerParams are the parameters PgBouncer keeps for each client and sets on
+// whichever server connection serves it. It also copies their new values from the
+// server's reports into the client's, so RESET ALL there (which restores the server
+// connection's start-up values, not this client's) would make it forget the client's
+// own. Setting them again right after restores the client's.
+var pgbouncerParams = []string{"application_name", "client_encoding", "datestyle", "intervalstyle",
+	"standard_conforming_strings", "timezone"}
+
+// resetKey holds a connection's reset in pgconn's per-connection data.
+const resetKey = "tenant.reset"
+
+// resetFor returns the reset for conn: resetSQL, then SET for each start-up parameter
+// PgBouncer keeps (none for most connections). It is built once per connection. Only
+// those parameters: setting another (search_path) behind PgBouncer would reach its
+// next client.
+func resetFor(conn *pgx.Conn) string {
+	data := conn.PgConn().CustomData()
+	if s, ok := data[resetKey].(string); ok {
+		return s
+	}
+	params := conn.Config().RuntimeParams
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		if slices.Contains(pgbouncerParams, strings.ToLower(k)) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	var sql strings.Builder
+	sql.WriteString(resetSQL)
+	for _, k := range keys {
+		sql.WriteString("; SET " + pgx.Identifier{strings.ToLower(k)}.Sanitize() + " TO " + quoteLiteral(params[k]))
+	}
+	data[resetKey] = sql.String()
+	return sql.String()
+}
