@@ -58,14 +58,17 @@ func serve(ctx context.Context, env environment) error {
 	return srv.Shutdown(shutdownCtx)
 }
 
-// tenants runs "tenants create|list|drop".
+// tenants runs "tenants create|list|drop|adopt".
 func tenants(ctx context.Context, env environment, args []string) error {
 	if len(args) == 0 {
-		return errors.New("tenants: want create, list or drop")
+		return errors.New("tenants: want create, list, drop or adopt")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
-	case "create", "drop":
+	case "create", "drop", "adopt":
+		if sub == "adopt" && len(args) == 0 {
+			break // every schema an earlier release made
+		}
 		if len(args) == 0 {
 			return fmt.Errorf("tenants %s: name at least one tenant", sub)
 		}
@@ -81,7 +84,7 @@ func tenants(ctx context.Context, env environment, args []string) error {
 		}
 	case "list":
 	default:
-		return fmt.Errorf("tenants: unknown command %q (want create, list or drop)", sub)
+		return fmt.Errorf("tenants: unknown command %q (want create, list, drop or adopt)", sub)
 	}
 
 	a, _, closeAll, err := open(ctx, env, false)
@@ -91,6 +94,8 @@ func tenants(ctx context.Context, env environment, args []string) error {
 	defer closeAll()
 	p := a.Manager().Provisioner()
 	switch sub {
+	case "adopt":
+		return adopt(ctx, env, p, args)
 	case "create", "drop":
 		// Each name on its own: one that exists (create) or is missing (drop) is
 		// reported, and the others still get done.
@@ -127,6 +132,30 @@ func tenants(ctx context.Context, env environment, args []string) error {
 		}
 	}
 	return nil
+}
+
+// adopt registers tenant schemas made by a release before the tenant registry: the
+// names given, or every one Adoptable finds. Each name is handled on its own.
+func adopt(ctx context.Context, env environment, p *schema.Provisioner, names []string) error {
+	if len(names) == 0 {
+		var err error
+		if names, err = p.Adoptable(ctx); err != nil {
+			return err
+		}
+		if len(names) == 0 {
+			fmt.Fprintln(env.stdout, "nothing to adopt")
+			return nil
+		}
+	}
+	var failed []error
+	for _, name := range names {
+		if err := p.Adopt(ctx, name); err != nil {
+			failed = append(failed, err)
+			continue
+		}
+		fmt.Fprintf(env.stdout, "adopted %s\n", name)
+	}
+	return errors.Join(failed...)
 }
 
 // migrate applies pending migrations to every tenant, reporting each.

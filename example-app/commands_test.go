@@ -68,6 +68,43 @@ func TestTenantsCommands(t *testing.T) {
 	assert.Equal(t, "cmd-a\n", r.stdout)
 }
 
+// Schemas the app did not create are never listed, migrated or dropped; schemas an
+// earlier release made are adopted by "tenants adopt" and are tenants from then on.
+func TestForeignAndLegacySchemas(t *testing.T) {
+	ctx := context.Background()
+	env := dbEnv(t)
+	admin := testdb.Pool(t)
+	_, err := admin.Exec(ctx, `CREATE SCHEMA cmd_audit; CREATE TABLE cmd_audit.log (line text);
+		CREATE SCHEMA cmd_legacy; CREATE TABLE cmd_legacy.tenant_migrations (version bigint PRIMARY KEY, name text NOT NULL,
+			applied_at timestamptz NOT NULL DEFAULT now())`)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = admin.Exec(ctx, "DROP SCHEMA IF EXISTS cmd_audit, cmd_legacy CASCADE") })
+
+	r := runWith(t, env, "tenants", "list")
+	assert.NotContains(t, r.stdout, "cmd_audit")
+	assert.NotContains(t, r.stdout, "cmd_legacy")
+	r = runWith(t, env, "tenants", "drop", "cmd_audit")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "schema exists but is not a tenant")
+	r = runWith(t, env, "migrate")
+	assert.Equal(t, 0, r.code, r.stderr)
+	assert.NotContains(t, r.stdout, "cmd_audit")
+	var tables int
+	require.NoError(t, admin.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'cmd_audit'").Scan(&tables))
+	assert.Equal(t, 1, tables, "nothing was created in it, nothing dropped")
+
+	r = runWith(t, env, "tenants", "adopt", "cmd_audit")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "not a tenant")
+	r = runWith(t, env, "tenants", "adopt")
+	assert.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "adopted cmd_legacy\n")
+	r = runWith(t, env, "tenants", "list")
+	assert.Contains(t, r.stdout, "cmd_legacy\n")
+	r = runWith(t, env, "tenants", "adopt")
+	assert.Equal(t, "nothing to adopt\n", r.stdout)
+}
+
 // Invalid names are refused with the validation message, and nothing is created, not
 // even the valid names given with them.
 func TestTenantsCreateRefusesInvalidNames(t *testing.T) {

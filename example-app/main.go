@@ -4,6 +4,7 @@
 //	example-app tenants create NAME...        provision tenants
 //	example-app tenants list [--namespace NS] list tenants
 //	example-app tenants drop NAME...          drop tenants and their data
+//	example-app tenants adopt [NAME...]       register tenants made before the registry
 //	example-app migrate                       bring every tenant to the latest migration
 //
 // DATABASE_URL names the database. Without it, the app runs a private PostgreSQL from
@@ -61,6 +62,7 @@ const usage = `usage:
   example-app tenants create NAME...         provision tenants
   example-app tenants list [--namespace NS]  list tenants
   example-app tenants drop NAME...           drop tenants and all their data
+  example-app tenants adopt [NAME...]        register tenants made before the tenant registry (all when none named)
   example-app migrate                        bring every tenant to the latest migration
 environment: DATABASE_URL (default: a private PostgreSQL under DATA_DIR=.data), ADDR, AUTO_CREATE=1
 `
