@@ -11,12 +11,15 @@
 //	}
 //
 // The middleware resolves the tenant from the request, validates the name (no SQL for
-// a bad one), admits it (known schema, or provisioned when the policy allows), and
-// attaches a lazy session: the first query begins a transaction with SET LOCAL
-// search_path, so it is safe behind PgBouncer in transaction mode. The handler's
-// response is buffered; the transaction commits (status < 400) or rolls back before
-// the client sees a byte; serialization failures run the handler again. Manager.Run
-// gives jobs and CLIs the same lifecycle without HTTP.
+// a bad one), admits it (a tenant this library provisioned, or one provisioned now
+// when the policy allows), and attaches a lazy session: the first query begins a
+// transaction with SET LOCAL search_path, so it is safe behind PgBouncer in
+// transaction mode. The handler's response is buffered; the transaction commits
+// (status < 400) or rolls back before the client sees a byte; serialization failures
+// run the handler again. Nothing a request leaves on its connection reaches another:
+// statements are prepared per tenant and schema version, and the connection is reset
+// in the round trip that commits. Manager.Run gives jobs and CLIs the same lifecycle
+// without HTTP.
 package tenant
 
 import (

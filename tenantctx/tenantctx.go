@@ -19,7 +19,10 @@ import (
 
 // DB is the request's database session. It satisfies sqlc's pgx/v5 DBTX (Exec, Query,
 // QueryRow) and adds SendBatch, CopyFrom and Begin (a savepoint inside the request's
-// transaction).
+// transaction). Everything runs in the tenant's transaction: the session never hands
+// out its connection (a savepoint's and a result's Conn is nil, a savepoint's Prepare
+// is refused, large objects are not available), and after a handler ends the
+// transaction itself (ROLLBACK, COMMIT) every call fails instead of running on its own.
 type DB interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
