@@ -114,8 +114,8 @@ func (s *session) begin(ctx context.Context) error {
 			_ = conn.Conn().Close(ctx)
 		}
 		conn.Release()
-		if refreshed || !isUndefined(pgErr) {
-			return s.beginFailed(ctx, fmt.Errorf("tenant %q: begin: %w", s.b.name, err))
+		if refreshed || !isUndefined(pgErr) { // a timeout waiting for a migration, a shutdown, a marker still missing
+			return s.beginFailed(ctx, fmt.Errorf("%w: tenant %q: begin: %w", ErrUnavailable, s.b.name, err))
 		}
 		b, err := s.admit.refresh(ctx, s.b)
 		if err != nil {

@@ -10,10 +10,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantkit/tenant"
+	"github.com/tenantkit/tenant/internal/testdb"
+	"github.com/tenantkit/tenant/pool"
 	"github.com/tenantkit/tenant/schema"
 	"github.com/tenantkit/tenant/tenantctx"
 )
@@ -165,4 +168,72 @@ func TestCopyFromNeverCrossesTenants(t *testing.T) {
 		assert.Equal(t, eventAmount, amount)
 		assert.Equal(t, "7", code)
 	}
+}
+
+// A request that arrives while a migration waits for the tenant's requests in flight
+// queues behind the migration, then runs whole in the new version: its statements are
+// prepared for the new column types. The migration runs through another Provisioner,
+// as another process's would.
+func TestRequestsQueueBehindAMigration(t *testing.T) {
+	ctx := context.Background()
+	a := newTenantName("mwait")
+	e := newEnv(t, 2, tenant.Config{Resolver: byHeader})
+	provisionAt(t, e, eventsV1, a)
+	h := tenant.Middleware(e.mgr)(insertEvent)
+	require.Equal(t, 201, do(h, "POST", "/?code=7", nil, "X-Tenant", a).Code) // prepared for v1
+
+	inFlight, err := e.admin.Begin(ctx) // what a long request holds
+	require.NoError(t, err)
+	defer func() { _ = inFlight.Rollback(ctx) }()
+	_, err = inFlight.Exec(ctx, "LOCK TABLE "+schema.VersionMarker(a, 1).Sanitize()+" IN ACCESS SHARE MODE")
+	require.NoError(t, err)
+
+	migrated := make(chan error, 1)
+	go func() {
+		p, err := schema.NewProvisioner(e.admin, schema.Config{Migrations: eventsV2, Logger: slogTo(e.logs)})
+		if err == nil {
+			err = p.Migrate(ctx, a)
+		}
+		migrated <- err
+	}()
+	waiting := func(prefix string) func() bool {
+		return func() bool {
+			return e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, prefix+"%") == 1
+		}
+	}
+	require.Eventually(t, waiting("LOCK TABLE"), 10*time.Second, 10*time.Millisecond, "the migration waits for the request in flight")
+	answered := make(chan int, 1)
+	go func() { answered <- do(h, "POST", "/?code=7", nil, "X-Tenant", a).Code }()
+	require.Eventually(t, waiting("BEGIN"), 10*time.Second, 10*time.Millisecond, "the new request waits behind the migration")
+
+	require.NoError(t, inFlight.Commit(ctx))
+	require.NoError(t, <-migrated)
+	assert.Equal(t, 201, <-answered)
+	epoch, amount, code := storedEvent(t, e, a)
+	assert.Equal(t, eventAt.Unix(), epoch, "stored by the new type")
+	assert.Equal(t, eventAmount, amount, "stored by the new type")
+	assert.Equal(t, "7", code)
+}
+
+// A request that cannot get past a migration within the session's lock_timeout (set in
+// the DSN) answers 503 with Retry-After, not 500: waiting helps.
+func TestRequestBehindAMigrationTimesOut(t *testing.T) {
+	ctx := context.Background()
+	a := newTenantName("mtime")
+	e := newEnvOn(t, testdb.URL(t), 1, []pool.Option{pool.WithConfig(func(c *pgxpool.Config) {
+		c.ConnConfig.RuntimeParams["lock_timeout"] = "200ms"
+	})}, tenant.Config{Resolver: byHeader})
+	provisionAt(t, e, eventsV1, a)
+	h := tenant.Middleware(e.mgr)(insertEvent)
+	require.Equal(t, 201, do(h, "POST", "/?code=7", nil, "X-Tenant", a).Code)
+
+	migration, err := e.admin.Begin(ctx)
+	require.NoError(t, err)
+	_, err = migration.Exec(ctx, "LOCK TABLE "+schema.VersionMarker(a, 1).Sanitize()+" IN ACCESS EXCLUSIVE MODE")
+	require.NoError(t, err)
+	rec := do(h, "POST", "/?code=7", nil, "X-Tenant", a)
+	assert.Equal(t, 503, rec.Code)
+	assert.Equal(t, "5", rec.Header().Get("Retry-After"))
+	require.NoError(t, migration.Rollback(ctx))
+	assert.Equal(t, 201, do(h, "POST", "/?code=7", nil, "X-Tenant", a).Code)
 }
