@@ -73,12 +73,12 @@ func (b *binding) keyedBatch(batch *pgx.Batch) *pgx.Batch {
 	return out
 }
 
-// leavesSessionState reports SQL that may leave on the connection what the reset
-// cannot remove cheaply: SQL PREPARE (a statement another request could EXECUTE; the
-// reset cannot tell it from pgx's own statements without listing them all) and LISTEN
-// (notifications that pgx buffers on the connection). A request that sends either gets
-// its connection closed when it ends. It looks for the keyword as a whole word, so a
-// column named prepared_at does not count.
+// leavesSessionState reports SQL that may leave on the connection what the reset does
+// not remove by itself: SQL PREPARE (a statement another request could EXECUTE;
+// listing them to deallocate costs more than a request, so only such requests do it)
+// and LISTEN (notifications pgx has already buffered on the connection, which is
+// closed). It looks for the keyword as a whole word, so a column named prepared_at
+// does not count. PREPARE or LISTEN run inside a server-side function is not seen.
 func leavesSessionState(sql string) bool {
 	return containsWord(sql, "prepare") || containsWord(sql, "listen")
 }

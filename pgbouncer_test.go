@@ -156,3 +156,20 @@ func TestPgBouncerKeepsStartupParameters(t *testing.T) {
 	require.NoError(t, e.pool.QueryRow(context.Background(), "SELECT current_setting('TimeZone')").Scan(&tz))
 	assert.Equal(t, "Asia/Tokyo", tz)
 }
+
+// Behind PgBouncer in transaction mode, one server connection serves many clients: what
+// a request of one client leaves on it never reaches a request of another (two
+// Managers here, one server connection between them).
+func TestPgBouncerSessionStateNeverCrossesClients(t *testing.T) {
+	dsn := behindBouncer(t, 1)
+	a, b := newTenantName("pgsa"), newTenantName("pgsb")
+	opts := []pool.Option{pool.WithQueryExecMode(pgx.QueryExecModeExec)}
+	first := newEnvOn(t, dsn, 1, opts, tenant.Config{Resolver: byHeader}, a, b)
+	second := newEnvOn(t, dsn, 1, opts, tenant.Config{Resolver: byHeader})
+	first.seedItems(t, 2, a, b)
+	role, tz := leakFixture(t, first, a)
+	ha, hb := tenant.Middleware(first.mgr)(runSQL), tenant.Middleware(second.mgr)(runSQL)
+	for _, tc := range leakCases(b, role, tz) {
+		t.Run(tc.name, func(t *testing.T) { checkLeak(t, ha, hb, a, b, tc) })
+	}
+}

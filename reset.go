@@ -14,10 +14,17 @@ import (
 // transaction, after COMMIT (a session lock a handler holds is released only once its
 // writes are visible). RESET restores what the connection started with, so session
 // defaults belong in the DSN or in ALTER ROLE ... SET, not in a SET run after
-// connecting. Prepared statements are the one thing left: statements made with SQL
-// PREPARE get their connection closed instead (see leavesSessionState).
+// connecting. Prepared statements are the one thing left: listing them costs more than
+// a request, so only a request that sent PREPARE gets deallocateSQL too (see
+// leavesSessionState).
 const resetSQL = "CLOSE ALL; RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; DISCARD TEMP; DISCARD SEQUENCES; " +
 	"UNLISTEN *; SELECT pg_advisory_unlock_all()"
+
+// deallocateSQL drops the statements made with SQL PREPARE; pgx's (and PgBouncer's)
+// are protocol-level and stay. Closing the connection alone would not do: behind
+// PgBouncer the server connection lives on, for another client.
+const deallocateSQL = "DO $$DECLARE n text; BEGIN FOR n IN SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql " +
+	"LOOP EXECUTE format('DEALLOCATE %I', n); END LOOP; END$$"
 
 // pgbouncerParams are the parameters PgBouncer keeps for each client and sets on
 // whichever server connection serves it. It also copies their new values from the

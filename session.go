@@ -180,7 +180,11 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 
-	end := endTransaction(ctx, conn.Conn().PgConn(), s.b, resetFor(conn.Conn()), commit)
+	reset := resetFor(conn.Conn())
+	if dirty { // SQL PREPARE or LISTEN: deallocate, then close (pgx buffers notifications)
+		reset += "; " + deallocateSQL
+	}
+	end := endTransaction(ctx, conn.Conn().PgConn(), s.b, reset, commit)
 	if end.close || dirty {
 		_ = conn.Conn().Close(ctx) // pgxpool drops a closed connection on release
 	}

@@ -58,26 +58,15 @@ func sqlRequest(h http.Handler, tenantName, sql string) (int, string) {
 	return rec.Code, rec.Body.String()
 }
 
-// Whatever a request leaves on its connection besides the transaction (temporary
-// tables, WITH HOLD cursors, advisory locks, LISTEN, SQL PREPARE, session settings,
-// role, sequence state) never reaches the next request. With a pool of one connection,
-// tenant B's request runs on the backend tenant A's request just used.
-func TestSessionStateNeverSurvivesARequest(t *testing.T) {
-	a, b := newTenantName("ssa"), newTenantName("ssb")
-	e := newEnv(t, 1, tenant.Config{Resolver: byHeader}, a, b)
-	e.seedItems(t, 2, a, b)
-	_, role := testdb.Role(t, testdb.URL(t))
-	_, err := e.admin.Exec(context.Background(), `GRANT USAGE ON SCHEMA "`+a+`" TO `+role) // still bound to its tenant
-	require.NoError(t, err)
-	var tz string
-	require.NoError(t, e.admin.QueryRow(context.Background(), "SHOW TimeZone").Scan(&tz))
-	h := tenant.Middleware(e.mgr)(runSQL)
+// leakCase is SQL a request for tenant A runs to leave state on its connection, and
+// SQL a request for tenant B then runs on the same backend, with what it must answer.
+type leakCase struct{ name, leave, probe, want string }
 
-	for _, tc := range []struct {
-		name         string
-		leave, probe string // SQL run for tenant A, then for tenant B
-		want         string // what B's probe answers
-	}{
+// leakCases are the session state a request can leave: temporary tables, WITH HOLD
+// cursors, advisory locks, LISTEN, SQL PREPARE, session settings, role and session
+// authorization (role may use a's schema), sequence state. tz is the server's TimeZone.
+func leakCases(b, role, tz string) []leakCase {
+	return []leakCase{
 		{"temp table named like a tenant table",
 			"CREATE TEMP TABLE items AS SELECT * FROM items; SELECT 'ok'",
 			"SELECT string_agg(owner, ',') FROM items", b + "," + b},
@@ -109,18 +98,46 @@ func TestSessionStateNeverSurvivesARequest(t *testing.T) {
 		{"sequence state",
 			"SELECT nextval(pg_get_serial_sequence('items', 'id'))::text",
 			"SELECT lastval()::text", "error 55000"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			code, body := sqlRequest(h, a, tc.leave)
-			require.Equal(t, 200, code, body)
-			code, body = sqlRequest(h, b, tc.probe)
-			assert.Equal(t, tc.want, body)
-			if strings.HasPrefix(tc.want, "error") {
-				assert.Equal(t, 422, code)
-			} else {
-				assert.Equal(t, 200, code)
-			}
+	}
+}
 
+// leakFixture makes a role that may use tenant a's schema, and reads the server's
+// TimeZone, for leakCases.
+func leakFixture(t *testing.T, e *env, a string) (role, tz string) {
+	t.Helper()
+	_, role = testdb.Role(t, testdb.URL(t))
+	_, err := e.admin.Exec(context.Background(), `GRANT USAGE ON SCHEMA "`+a+`" TO `+role) // still bound to its tenant
+	require.NoError(t, err)
+	require.NoError(t, e.admin.QueryRow(context.Background(), "SHOW TimeZone").Scan(&tz))
+	return role, tz
+}
+
+// checkLeak runs one case: leave for a through ha, probe for b through hb.
+func checkLeak(t *testing.T, ha, hb http.Handler, a, b string, tc leakCase) {
+	t.Helper()
+	code, body := sqlRequest(ha, a, tc.leave)
+	require.Equal(t, 200, code, body)
+	code, body = sqlRequest(hb, b, tc.probe)
+	assert.Equal(t, tc.want, body)
+	if strings.HasPrefix(tc.want, "error") {
+		assert.Equal(t, 422, code)
+	} else {
+		assert.Equal(t, 200, code)
+	}
+}
+
+// Whatever a request leaves on its connection besides the transaction never reaches
+// the next request. With a pool of one connection, tenant B's request runs on the
+// backend tenant A's request just used.
+func TestSessionStateNeverSurvivesARequest(t *testing.T) {
+	a, b := newTenantName("ssa"), newTenantName("ssb")
+	e := newEnv(t, 1, tenant.Config{Resolver: byHeader}, a, b)
+	e.seedItems(t, 2, a, b)
+	role, tz := leakFixture(t, e, a)
+	h := tenant.Middleware(e.mgr)(runSQL)
+	for _, tc := range leakCases(b, role, tz) {
+		t.Run(tc.name, func(t *testing.T) {
+			checkLeak(t, h, h, a, b, tc)
 			// Outside the lifecycle, the pool's connection is as it started.
 			var path, timeout, user string
 			require.NoError(t, e.pool.QueryRow(context.Background(),
