@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -18,6 +20,13 @@ var ErrExists = errors.New("schema already exists")
 // ErrNotFound is returned for a tenant that does not exist (Lookup, Migrate, Drop,
 // Adopt).
 var ErrNotFound = errors.New("schema does not exist")
+
+// ErrLocked is returned by a migration that could not get its tenant within
+// Config.LockTimeout: requests kept the tenant busy. Nothing was applied; run it again.
+var ErrLocked = errors.New("tenant is busy")
+
+// DefaultLockTimeout is Config.LockTimeout's default.
+const DefaultLockTimeout = 5 * time.Second
 
 // VersionTable is the table, inside each tenant schema, that records applied migrations.
 const VersionTable = "tenant_migrations"
@@ -33,7 +42,8 @@ type DB interface {
 }
 
 // Config configures a Provisioner. The zero value is usable: default extensions, no
-// migrations, five attempts on DDL races, slog.Default.
+// migrations, five attempts on DDL races, a 5 s lock timeout for migrations,
+// slog.Default.
 type Config struct {
 	// Extensions are created in the shared "extensions" schema. nil means
 	// DefaultExtensions(); an empty, non-nil slice means none.
@@ -46,6 +56,10 @@ type Config struct {
 	// Attempts bounds how often a transaction that lost a DDL race (unique violation,
 	// duplicate schema, serialization failure, deadlock) is run. Default 5.
 	Attempts int
+	// LockTimeout bounds how long a migration waits for a tenant's requests in flight
+	// before it gives up with ErrLocked (the tenant's new requests wait behind it
+	// meanwhile). Default 5 s.
+	LockTimeout time.Duration
 	// Logger receives retries and provisioning events. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -61,12 +75,13 @@ func DefaultExtensions() []string {
 // It keeps no cache: every call asks the database, so a schema dropped by anyone is
 // seen at once (callers that need speed cache admissions, as tenant.Manager does).
 type Provisioner struct {
-	db         DB
-	validator  Validator
-	migrations []Migration
-	extensions []string
-	attempts   int
-	log        *slog.Logger
+	db          DB
+	validator   Validator
+	migrations  []Migration
+	extensions  []string
+	attempts    int
+	lockTimeout time.Duration
+	log         *slog.Logger
 
 	sharedMu    sync.Mutex
 	sharedReady bool
@@ -80,12 +95,13 @@ func NewProvisioner(db DB, cfg Config) (*Provisioner, error) {
 		return nil, err
 	}
 	p := &Provisioner{
-		db:         db,
-		validator:  Validator{Reserved: cfg.Reserved},
-		migrations: migrations,
-		extensions: cfg.Extensions,
-		attempts:   cfg.Attempts,
-		log:        cfg.Logger,
+		db:          db,
+		validator:   Validator{Reserved: cfg.Reserved},
+		migrations:  migrations,
+		extensions:  cfg.Extensions,
+		attempts:    cfg.Attempts,
+		lockTimeout: cfg.LockTimeout,
+		log:         cfg.Logger,
 	}
 	if p.extensions == nil {
 		p.extensions = DefaultExtensions()
@@ -97,6 +113,9 @@ func NewProvisioner(db DB, cfg Config) (*Provisioner, error) {
 	}
 	if p.attempts <= 0 {
 		p.attempts = 5
+	}
+	if p.lockTimeout <= 0 {
+		p.lockTimeout = DefaultLockTimeout
 	}
 	if p.log == nil {
 		p.log = slog.Default()
@@ -269,7 +288,7 @@ func (p *Provisioner) provisionTx(ctx context.Context, tx pgx.Tx, name string, m
 	if err != nil {
 		return false, err
 	}
-	version := st.version
+	t := Tenant{Name: name, OID: st.oid, Version: st.version}
 	switch {
 	case st.exists && !st.ours:
 		return false, fmt.Errorf("schema: %q: %w", name, ErrForeign)
@@ -283,25 +302,25 @@ func (p *Provisioner) provisionTx(ctx context.Context, tx pgx.Tx, name string, m
 			" (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
 			return false, err
 		}
-		if err := p.register(ctx, tx, name, schemaState{}); err != nil {
+		if t, err = p.register(ctx, tx, name, schemaState{}); err != nil { // version 0, whatever a stale row said
 			return false, err
 		}
-		created, version = true, 0 // a stale registration's version is not this schema's
+		created = true
 	}
-	if err := p.migrate(ctx, tx, name, version); err != nil {
+	if err := p.migrate(ctx, tx, t); err != nil {
 		return false, err
 	}
 	return created, nil
 }
 
-// migrate applies the pending migrations inside tx with the tenant's search_path.
-// version is the registered version (0 for a new schema). A migration that would run
-// out of order (older than one applied) is refused: the version, which keys prepared
-// statements, must change whenever the tables do. When something is pending, the
-// version marker is locked exclusively first (in-flight requests of this tenant
-// finish, new ones wait), then renamed to the new version with the registry row.
-func (p *Provisioner) migrate(ctx context.Context, tx pgx.Tx, name string, version int64) error {
-	table := pgx.Identifier{name, VersionTable}.Sanitize()
+// migrate applies the pending migrations to tenant t inside tx, with its
+// search_path. A migration that would run out of order (older than one applied) is
+// refused: the version, which keys prepared statements, must change whenever the
+// tables do. When something is pending, the version marker is locked exclusively
+// first (in-flight requests of this tenant finish, new ones wait), within
+// Config.LockTimeout, then renamed to the new version with the registry row.
+func (p *Provisioner) migrate(ctx context.Context, tx pgx.Tx, t Tenant) error {
+	table := pgx.Identifier{t.Name, VersionTable}.Sanitize()
 	rows, err := tx.Query(ctx, "SELECT version FROM "+table)
 	if err != nil {
 		return err
@@ -319,41 +338,60 @@ func (p *Provisioner) migrate(ctx context.Context, tx pgx.Tx, name string, versi
 		if done[mig.Version] {
 			continue
 		}
-		if mig.Version < version {
+		if mig.Version < t.Version {
 			return fmt.Errorf("%w: %s in schema %q is older than the applied version %d: give it a higher version",
-				ErrMigrationOrder, mig.Name, name, version)
+				ErrMigrationOrder, mig.Name, t.Name, t.Version)
 		}
 		pending = append(pending, mig)
 	}
-	if err := ensureMarker(ctx, tx, name, version); err != nil { // repairs a lost marker
+	if err := ensureMarker(ctx, tx, t); err != nil { // repairs a lost marker
 		return err
 	}
 	if len(pending) == 0 {
 		return nil // no lock: a migrate with nothing to do never delays requests
 	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE "+VersionMarker(name, version).Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+	if err := p.lockMarker(ctx, tx, t); err != nil {
 		return err
 	}
 	for _, mig := range pending {
 		// Set before each file: a migration may change search_path itself.
-		if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", execMode, SearchPath(name)); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", execMode, SearchPath(t.Name)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, mig.SQL); err != nil {
-			return fmt.Errorf("%w: %s in schema %q: %w", ErrMigrationFailed, mig.Name, name, err)
+			return fmt.Errorf("%w: %s in schema %q: %w", ErrMigrationFailed, mig.Name, t.Name, err)
 		}
 		if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (version, name) VALUES ($1, $2)", execMode, mig.Version, mig.Name); err != nil {
 			return err
 		}
 	}
-	latest := pending[len(pending)-1].Version
-	if _, err := tx.Exec(ctx, "DROP VIEW "+VersionMarker(name, version).Sanitize()); err != nil {
+	if _, err := tx.Exec(ctx, "DROP VIEW "+VersionMarker(t).Sanitize()); err != nil {
 		return err
 	}
-	if err := ensureMarker(ctx, tx, name, latest); err != nil {
+	t.Version = pending[len(pending)-1].Version
+	if err := ensureMarker(ctx, tx, t); err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, "UPDATE "+registryTable+" SET version = $2 WHERE name = $1", execMode, name, latest)
+	_, err = tx.Exec(ctx, "UPDATE "+registryTable+" SET version = $2 WHERE name = $1", execMode, t.Name, t.Version)
+	return err
+}
+
+// lockMarker takes the tenant's version marker exclusively, waiting at most
+// Config.LockTimeout for the tenant's requests in flight: while a migration waits,
+// the tenant's new requests queue behind it, so a long request (or a request waiting
+// on a transaction of its own tenant) must make the migration give up, not stall the
+// tenant. The timeout covers the lock only, not the migration's DDL.
+func (p *Provisioner) lockMarker(ctx context.Context, tx pgx.Tx, t Tenant) error {
+	_, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", execMode, strconv.FormatInt(p.lockTimeout.Milliseconds(), 10))
+	if err == nil {
+		_, err = tx.Exec(ctx, "LOCK TABLE "+VersionMarker(t).Sanitize()+" IN ACCESS EXCLUSIVE MODE")
+	}
+	if sqlState(err) == "55P03" {
+		return fmt.Errorf("%w: schema %q: its requests kept it busy for %v", ErrLocked, t.Name, p.lockTimeout)
+	}
+	if err == nil {
+		_, err = tx.Exec(ctx, "SET LOCAL lock_timeout TO DEFAULT")
+	}
 	return err
 }
 

@@ -22,6 +22,10 @@ var ErrForeign = errors.New("schema exists but is not a tenant")
 // Tenant is a registered tenant schema.
 type Tenant struct {
 	Name string
+	// OID is the schema's: a tenant dropped and provisioned again under the same name
+	// has another, so nothing cached for the old schema (statement types, the version
+	// marker) is taken for the new one.
+	OID uint32
 	// Version is the highest migration applied to the schema, 0 before any.
 	Version int64
 }
@@ -40,13 +44,14 @@ CREATE TABLE IF NOT EXISTS ` + RegistrySchema + `.tenants (
 )`
 
 // VersionMarker is the view, inside a tenant's schema, whose name carries the schema's
-// migration version ("tenant_version_7"). A request transaction locks it first
-// (ACCESS SHARE): the lock orders the request against migrations (a migration takes
-// it exclusively, so it waits for the tenant's requests in flight and later ones wait
-// for it), and because a migration renames it, a request that expected another
-// version fails at once instead of running statements prepared for the old tables.
-func VersionMarker(name string, version int64) pgx.Identifier {
-	return pgx.Identifier{name, "tenant_version_" + strconv.FormatInt(version, 10)}
+// OID and migration version ("tenant_version_7_16391"). A request transaction locks it
+// first (ACCESS SHARE): the lock orders the request against migrations (a migration
+// takes it exclusively, so it waits for the tenant's requests in flight and later ones
+// wait for it), and because a migration renames it (and a schema made again has
+// another OID), a request that expected another version or schema fails at once
+// instead of running statements prepared for other tables.
+func VersionMarker(t Tenant) pgx.Identifier {
+	return pgx.Identifier{t.Name, "tenant_version_" + strconv.FormatInt(t.Version, 10) + "_" + strconv.FormatUint(uint64(t.OID), 10)}
 }
 
 // Lookup returns the registered tenant name, or an error wrapping ErrNotFound when
@@ -57,9 +62,9 @@ func (p *Provisioner) Lookup(ctx context.Context, name string) (Tenant, error) {
 		return Tenant{}, err
 	}
 	t := Tenant{Name: name}
-	err := p.db.QueryRow(ctx, `SELECT t.version FROM `+registryTable+` t
+	err := p.db.QueryRow(ctx, `SELECT t.schema_oid, t.version FROM `+registryTable+` t
 		JOIN pg_catalog.pg_namespace n ON n.oid = t.schema_oid AND n.nspname = t.name
-		WHERE t.name = $1`, name).Scan(&t.Version) // the pool's mode: prepared once, this runs on every admission miss
+		WHERE t.name = $1`, name).Scan(&t.OID, &t.Version) // the pool's mode: prepared once, this runs on every admission miss
 	switch {
 	case err == nil:
 		return t, nil
@@ -95,7 +100,8 @@ func (p *Provisioner) Adopt(ctx context.Context, name string) error {
 			case !st.legacy:
 				return fmt.Errorf("schema: adopt %q: %w (it has no %s table)", name, ErrForeign, VersionTable)
 			}
-			return p.register(ctx, tx, name, st)
+			_, err = p.register(ctx, tx, name, st)
+			return err
 		})
 	})
 	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrForeign) {
@@ -131,11 +137,12 @@ func (p *Provisioner) registryExists(ctx context.Context) bool {
 
 // schemaState is what inspect saw of a name, under its lock.
 type schemaState struct {
-	exists   bool  // a schema of that name exists
-	ours     bool  // ... and the registry marks it (same OID)
-	staleRow bool  // the registry names it, but for a schema that no longer exists
-	legacy   bool  // it has a tenant_migrations table (made by an earlier release)
-	version  int64 // the registered version, when ours
+	exists   bool   // a schema of that name exists
+	ours     bool   // ... and the registry marks it (same OID)
+	staleRow bool   // the registry names it, but for a schema that no longer exists
+	legacy   bool   // it has a tenant_migrations table (made by an earlier release)
+	oid      uint32 // the schema's, when it exists
+	version  int64  // the registered version, when ours
 }
 
 // inspect takes the transaction-scoped advisory lock for name (released by commit or
@@ -147,13 +154,17 @@ func inspect(ctx context.Context, tx pgx.Tx, name string) (schemaState, error) {
 	}
 	var st schemaState
 	var version *int64
-	err := tx.QueryRow(ctx, `SELECT n.oid IS NOT NULL, coalesce(t.schema_oid = n.oid, false), t.name IS NOT NULL AND n.oid IS NULL,
+	var oid *uint32
+	err := tx.QueryRow(ctx, `SELECT n.oid, coalesce(t.schema_oid = n.oid, false), t.name IS NOT NULL AND n.oid IS NULL,
 			to_regclass(format('%I.%I', $1::text, '`+VersionTable+`')) IS NOT NULL, t.version
 		FROM (SELECT $1::text AS name) q
 		LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = q.name
-		LEFT JOIN `+registryTable+` t ON t.name = q.name`, execMode, name).Scan(&st.exists, &st.ours, &st.staleRow, &st.legacy, &version)
+		LEFT JOIN `+registryTable+` t ON t.name = q.name`, execMode, name).Scan(&oid, &st.ours, &st.staleRow, &st.legacy, &version)
 	if err != nil {
 		return schemaState{}, err
+	}
+	if oid != nil {
+		st.exists, st.oid = true, *oid
 	}
 	if version != nil {
 		st.version = *version
@@ -162,34 +173,36 @@ func inspect(ctx context.Context, tx pgx.Tx, name string) (schemaState, error) {
 }
 
 // register marks an existing schema as a tenant: its version marker and its
-// registry row, replacing a stale row of the same name.
-func (p *Provisioner) register(ctx context.Context, tx pgx.Tx, name string, st schemaState) error {
-	var version int64
+// registry row, replacing a stale row of the same name. It returns the tenant.
+func (p *Provisioner) register(ctx context.Context, tx pgx.Tx, name string, st schemaState) (Tenant, error) {
+	t := Tenant{Name: name}
+	if err := tx.QueryRow(ctx, "SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1::text", execMode, name).Scan(&t.OID); err != nil {
+		return Tenant{}, err
+	}
 	if st.legacy {
-		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+pgx.Identifier{name, VersionTable}.Sanitize()).Scan(&version); err != nil {
-			return err
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+pgx.Identifier{name, VersionTable}.Sanitize()).Scan(&t.Version); err != nil {
+			return Tenant{}, err
 		}
 	}
-	if err := ensureMarker(ctx, tx, name, version); err != nil {
-		return err
+	if err := ensureMarker(ctx, tx, t); err != nil {
+		return Tenant{}, err
 	}
 	if _, err := tx.Exec(ctx, "DELETE FROM "+registryTable+" WHERE name = $1", execMode, name); err != nil {
-		return err
+		return Tenant{}, err
 	}
-	_, err := tx.Exec(ctx, "INSERT INTO "+registryTable+` (name, schema_oid, version)
-		SELECT $1::text, oid, $2 FROM pg_catalog.pg_namespace WHERE nspname = $1::text`, execMode, name, version)
-	return err
+	_, err := tx.Exec(ctx, "INSERT INTO "+registryTable+" (name, schema_oid, version) VALUES ($1, $2, $3)", execMode, name, t.OID, t.Version)
+	return t, err
 }
 
 // ensureMarker makes the version marker view exist (for a new or adopted schema, or
 // one whose marker was lost). It takes no lock when the marker is there.
-func ensureMarker(ctx context.Context, tx pgx.Tx, name string, version int64) error {
-	marker := VersionMarker(name, version).Sanitize()
+func ensureMarker(ctx context.Context, tx pgx.Tx, t Tenant) error {
+	marker := VersionMarker(t).Sanitize()
 	var ok bool
 	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", execMode, marker).Scan(&ok); err != nil || ok {
 		return err
 	}
-	_, err := tx.Exec(ctx, "CREATE VIEW "+marker+" AS SELECT "+strconv.FormatInt(version, 10)+"::bigint AS version")
+	_, err := tx.Exec(ctx, "CREATE VIEW "+marker+" AS SELECT "+strconv.FormatInt(t.Version, 10)+"::bigint AS version")
 	return err
 }
 

@@ -2,6 +2,7 @@ package schema_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -112,8 +113,8 @@ func TestAdoptLegacyTenant(t *testing.T) {
 	require.NoError(t, p.Adopt(ctx, name))
 	tenant, err := p.Lookup(ctx, name)
 	require.NoError(t, err)
-	assert.Equal(t, schema.Tenant{Name: name, Version: 2}, tenant)
-	assert.Contains(t, relations(t, pool, name), "tenant_version_2")
+	assert.Equal(t, schema.Tenant{Name: name, OID: oidOf(t, pool, name), Version: 2}, tenant)
+	assert.Contains(t, relations(t, pool, name), schema.VersionMarker(tenant)[1])
 	adoptable, err = p.Adoptable(ctx)
 	require.NoError(t, err)
 	assert.NotContains(t, adoptable, name)
@@ -128,32 +129,62 @@ func TestAdoptLegacyTenant(t *testing.T) {
 	assert.ErrorIs(t, p.Adopt(ctx, "nosuch_schema"), schema.ErrNotFound)
 }
 
-// The version marker view carries the tenant's migration version in its name and
-// moves with every migration, with the registry row.
+// marker is the name of a tenant's version marker view.
+func marker(t *testing.T, p *schema.Provisioner, name string) string {
+	t.Helper()
+	tenant, err := p.Lookup(context.Background(), name)
+	require.NoError(t, err)
+	return schema.VersionMarker(tenant)[1]
+}
+
+func oidOf(t *testing.T, pool *pgxpool.Pool, name string) uint32 {
+	t.Helper()
+	var oid uint32
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT oid FROM pg_namespace WHERE nspname = $1", name).Scan(&oid))
+	return oid
+}
+
+// The version marker view carries the tenant's schema OID and migration version in its
+// name and moves with every migration, with the registry row.
 func TestVersionMarkerFollowsMigrations(t *testing.T) {
 	ctx := context.Background()
 	pool := setup(t)
 	p := newProvisioner(t, pool, schema.Config{})
 	name := tenantName(t, pool)
 	require.NoError(t, p.Create(ctx, name))
+	oid := fmt.Sprint(oidOf(t, pool, name))
 	assert.Equal(t, []string{"documents", "documents_id_gist", "documents_id_seq", "documents_pkey", "tenant_migrations",
-		"tenant_migrations_pkey", "tenant_version_2"}, relations(t, pool, name))
+		"tenant_migrations_pkey", "tenant_version_2_" + oid}, relations(t, pool, name))
 
 	p3 := newProvisioner(t, pool, schema.Config{Migrations: withMigration("003_more.sql", "ALTER TABLE documents ADD COLUMN body text")})
 	require.NoError(t, p3.Migrate(ctx, name))
 	rels := relations(t, pool, name)
-	assert.Contains(t, rels, "tenant_version_3")
-	assert.NotContains(t, rels, "tenant_version_2")
-	assert.Equal(t, 3, count(t, pool, `SELECT version FROM "`+name+`".tenant_version_3`))
+	assert.Contains(t, rels, "tenant_version_3_"+oid)
+	assert.NotContains(t, rels, "tenant_version_2_"+oid)
+	assert.Equal(t, 3, count(t, pool, `SELECT version FROM "`+name+`".tenant_version_3_`+oid))
 	assert.Equal(t, 3, count(t, pool, `SELECT version FROM tenant_registry.tenants WHERE name = $1`, name))
 
-	_, err := pool.Exec(ctx, `DROP VIEW "`+name+`".tenant_version_3`)
+	_, err := pool.Exec(ctx, `DROP VIEW "`+name+`".tenant_version_3_`+oid)
 	require.NoError(t, err)
 	require.NoError(t, p3.Migrate(ctx, name), "a lost marker is made again")
-	assert.Contains(t, relations(t, pool, name), "tenant_version_3")
+	assert.Contains(t, relations(t, pool, name), "tenant_version_3_"+oid)
 }
 
-// A migration older than what a tenant has is refused, and nothing is applied: the
+// A tenant dropped and provisioned again under the same name, at the same version,
+// has another marker: what was cached for the old schema is not taken for the new.
+func TestVersionMarkerNamesTheSchema(t *testing.T) {
+	ctx := context.Background()
+	pool := setup(t)
+	p := newProvisioner(t, pool, schema.Config{})
+	name := tenantName(t, pool)
+	require.NoError(t, p.Ensure(ctx, name))
+	before := marker(t, p, name)
+	require.NoError(t, p.Drop(ctx, name))
+	require.NoError(t, p.Ensure(ctx, name))
+	assert.NotEqual(t, before, marker(t, p, name))
+}
+
+// A migration older than one a tenant already has is refused, and nothing is applied: the
 // version must say which tables a tenant has.
 func TestMigrationOutOfOrder(t *testing.T) {
 	ctx := context.Background()
@@ -182,7 +213,9 @@ func TestMigrationWaitsForRequestsInFlight(t *testing.T) {
 	request, err := pool.Begin(ctx) // what a request transaction holds
 	require.NoError(t, err)
 	defer func() { _ = request.Rollback(ctx) }()
-	_, err = request.Exec(ctx, `LOCK TABLE `+schema.VersionMarker(name, 2).Sanitize()+` IN ACCESS SHARE MODE`)
+	tenant, err := p.Lookup(ctx, name)
+	require.NoError(t, err)
+	_, err = request.Exec(ctx, `LOCK TABLE `+schema.VersionMarker(tenant).Sanitize()+` IN ACCESS SHARE MODE`)
 	require.NoError(t, err)
 
 	require.NoError(t, p.Migrate(ctx, name), "nothing pending: no wait")
@@ -201,4 +234,34 @@ func TestMigrationWaitsForRequestsInFlight(t *testing.T) {
 	require.NoError(t, request.Commit(ctx))
 	require.NoError(t, <-done)
 	assert.Equal(t, 3, count(t, pool, `SELECT version FROM tenant_registry.tenants WHERE name = $1`, name))
+}
+
+// A migration waits for the tenant's requests in flight at most LockTimeout, then gives
+// up with ErrLocked, applying nothing: the tenant's new requests, queued behind it,
+// go on.
+func TestMigrationGivesUpOnABusyTenant(t *testing.T) {
+	ctx := context.Background()
+	pool := setup(t)
+	p := newProvisioner(t, pool, schema.Config{})
+	name := tenantName(t, pool)
+	require.NoError(t, p.Ensure(ctx, name))
+	tenant, err := p.Lookup(ctx, name)
+	require.NoError(t, err)
+
+	request, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = request.Rollback(ctx) }()
+	_, err = request.Exec(ctx, `LOCK TABLE `+schema.VersionMarker(tenant).Sanitize()+` IN ACCESS SHARE MODE`)
+	require.NoError(t, err)
+
+	p3 := newProvisioner(t, pool, schema.Config{LockTimeout: 200 * time.Millisecond,
+		Migrations: withMigration("003_more.sql", "ALTER TABLE documents ADD COLUMN body text")})
+	start := time.Now()
+	err = p3.Migrate(ctx, name)
+	require.ErrorIs(t, err, schema.ErrLocked)
+	assert.Less(t, time.Since(start), 5*time.Second)
+	after, err := p3.Lookup(ctx, name)
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), after.Version, "nothing applied")
+	assert.Zero(t, count(t, pool, `SELECT count(*) FROM information_schema.columns WHERE table_schema = $1 AND column_name = 'body'`, name))
 }

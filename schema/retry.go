@@ -28,6 +28,14 @@ var raceCodes = map[string]bool{
 	"40P01": true, // deadlock_detected
 }
 
+func sqlState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
 // isRace reports whether err is a DDL race worth another attempt.
 func isRace(err error) bool {
 	var pgErr *pgconn.PgError
