@@ -25,13 +25,14 @@ type binding struct {
 	// still the one begin bound: the handler did not ROLLBACK, COMMIT, COMMIT AND
 	// CHAIN, RESET ALL or change search_path.
 	check string
-	// commit and rollback run the check, end the transaction, and reset the
-	// connection (resetSQL), in one round trip: COMMIT never runs for a transaction
-	// not ours.
+	// commit and rollback run the check, the part of the reset that may run before
+	// the end (beforeEndSQL), end the transaction, and reset the connection (resetSQL),
+	// in one round trip: COMMIT never runs for a transaction not ours.
 	commit, rollback string
 	// key prefixes every statement of the tenant's requests, so pgx caches (and
-	// PostgreSQL plans) a statement per tenant and version: parameter types inferred
-	// for one tenant's tables, or for an older migration, are never used for another.
+	// PostgreSQL plans) a statement per tenant schema and version: parameter types
+	// inferred for one tenant's tables, for an older migration, or for a schema of the
+	// same name since dropped, are never used for another.
 	key string
 }
 
@@ -44,12 +45,13 @@ func newBinding(t schema.Tenant, isolation string) *binding {
 		name:    t.Name,
 		version: t.Version,
 		begin: "BEGIN ISOLATION LEVEL " + isolation +
-			"; LOCK TABLE " + schema.VersionMarker(t.Name, t.Version).Sanitize() + " IN ACCESS SHARE MODE" +
+			"; LOCK TABLE " + schema.VersionMarker(t).Sanitize() + " IN ACCESS SHARE MODE" +
 			"; SET LOCAL search_path TO " + schema.SearchPath(t.Name) +
 			"; SET LOCAL tenant.schema TO " + lit,
-		commit:   check + "COMMIT; " + resetSQL,
-		rollback: check + "ROLLBACK; " + resetSQL,
-		key:      "/*tenant " + t.Name + " v" + strconv.FormatInt(t.Version, 10) + "*/ ",
+		commit:   check + beforeEndSQL + "COMMIT; " + resetSQL,
+		rollback: check + beforeEndSQL + "ROLLBACK; " + resetSQL,
+		key: "/*tenant " + t.Name + " v" + strconv.FormatInt(t.Version, 10) +
+			" " + strconv.FormatUint(uint64(t.OID), 10) + "*/ ",
 	}
 }
 
@@ -74,13 +76,20 @@ func (b *binding) keyedBatch(batch *pgx.Batch) *pgx.Batch {
 }
 
 // leavesSessionState reports SQL that may leave on the connection what the reset does
-// not remove by itself: SQL PREPARE (a statement another request could EXECUTE;
-// listing them to deallocate costs more than a request, so only such requests do it)
-// and LISTEN (notifications pgx has already buffered on the connection, which is
-// closed). It looks for the keyword as a whole word, so a column named prepared_at
-// does not count. PREPARE or LISTEN run inside a server-side function is not seen.
+// not remove by itself, so the connection is closed after the request: PREPARE (a
+// statement another request could EXECUTE; listing them to deallocate costs more than
+// a request, so only such requests do it), LISTEN (notifications pgx has already
+// buffered on the connection), DEALLOCATE and DISCARD (pgx's statement cache would
+// name statements the server no longer has). It looks for the keyword as a whole word,
+// so a column named prepared_at does not count. SQL run inside a server-side function
+// is not seen.
 func leavesSessionState(sql string) bool {
-	return containsWord(sql, "prepare") || containsWord(sql, "listen")
+	for _, word := range [...]string{"prepare", "listen", "deallocate", "discard"} {
+		if containsWord(sql, word) {
+			return true
+		}
+	}
+	return false
 }
 
 // containsWord reports whether s contains word (lower case ASCII) as a whole word,

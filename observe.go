@@ -3,6 +3,7 @@ package tenant
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -12,9 +13,11 @@ import (
 
 // The wrappers below hand every error a handler can meet (a row scan, iteration, a
 // batch, a savepoint) to the session, which notes conflicts that call for running the
-// request again, even when the handler swallows them. None of them hands out the raw
-// connection: statements sent on it would bypass the tenant's statement key and the
-// session's checks.
+// request again, even when the handler swallows them. Each reads from the connection
+// under the session's lock and not at all once the session ended (the connection may
+// serve another request by then). None of them hands out the raw connection:
+// statements sent on it would bypass the tenant's statement key and the session's
+// checks.
 
 // errNoPrepare is returned by a savepoint's Prepare.
 var errNoPrepare = errors.New("tenant: Prepare is not available in a tenant session: " +
@@ -25,14 +28,14 @@ var errNoPrepare = errors.New("tenant: Prepare is not available in a tenant sess
 type savepoint struct {
 	s      *session
 	name   string
-	closed bool
+	closed atomic.Bool
 }
 
 var _ pgx.Tx = (*savepoint)(nil)
 
 // Begin starts a savepoint inside this one.
 func (sp *savepoint) Begin(ctx context.Context) (pgx.Tx, error) {
-	if sp.closed {
+	if sp.closed.Load() {
 		return nil, pgx.ErrTxClosed
 	}
 	return sp.s.Begin(ctx)
@@ -47,44 +50,43 @@ func (sp *savepoint) Rollback(ctx context.Context) error {
 }
 
 func (sp *savepoint) end(ctx context.Context, verb string) error {
-	if sp.closed {
+	if sp.closed.Swap(true) {
 		return pgx.ErrTxClosed
 	}
-	sp.closed = true
 	_, err := sp.s.Exec(ctx, verb+sp.name)
 	return err
 }
 
 func (sp *savepoint) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if sp.closed {
+	if sp.closed.Load() {
 		return pgconn.CommandTag{}, pgx.ErrTxClosed
 	}
 	return sp.s.Exec(ctx, sql, args...)
 }
 
 func (sp *savepoint) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if sp.closed {
+	if sp.closed.Load() {
 		return nil, pgx.ErrTxClosed
 	}
 	return sp.s.Query(ctx, sql, args...)
 }
 
 func (sp *savepoint) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	if sp.closed {
+	if sp.closed.Load() {
 		return tenantctx.ErrRow{Err: pgx.ErrTxClosed}
 	}
 	return sp.s.QueryRow(ctx, sql, args...)
 }
 
 func (sp *savepoint) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	if sp.closed {
+	if sp.closed.Load() {
 		return pgx.FailedBatchResults(b, pgx.ErrTxClosed)
 	}
 	return sp.s.SendBatch(ctx, b)
 }
 
 func (sp *savepoint) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
-	if sp.closed {
+	if sp.closed.Load() {
 		return 0, pgx.ErrTxClosed
 	}
 	return sp.s.CopyFrom(ctx, table, columns, src)
@@ -107,18 +109,83 @@ func (sp *savepoint) Conn() *pgx.Conn { return nil }
 // observedRows reports the error that ends iteration to the session.
 type observedRows struct {
 	pgx.Rows
-	s *session
+	s    *session
+	gone bool // the session ended while these rows were open
+}
+
+// Next reads the next row, or reports false once the session ended.
+func (r *observedRows) Next() bool {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	if r.s.ended {
+		r.gone = true
+		return false
+	}
+	return r.Rows.Next()
+}
+
+func (r *observedRows) Scan(dest ...any) error {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	if r.s.ended {
+		return ErrSessionEnded
+	}
+	err := r.Rows.Scan(dest...)
+	r.s.note(err)
+	return err
+}
+
+func (r *observedRows) Values() ([]any, error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	if r.s.ended {
+		return nil, ErrSessionEnded
+	}
+	return r.Rows.Values()
+}
+
+// RawValues returns nil once the session ended: the bytes would be the connection's
+// buffer, which another request may be reading into.
+func (r *observedRows) RawValues() [][]byte {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	if r.s.ended {
+		return nil
+	}
+	return r.Rows.RawValues()
 }
 
 func (r *observedRows) Err() error {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	if r.gone {
+		return ErrSessionEnded
+	}
 	err := r.Rows.Err()
-	r.s.observe(err)
+	r.s.note(err)
 	return err
 }
 
 func (r *observedRows) Close() {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	if r.s.ended { // what was left unread went with the connection
+		return
+	}
 	r.Rows.Close()
-	r.s.observe(r.Rows.Err())
+	r.s.note(r.Rows.Err())
+}
+
+func (r *observedRows) CommandTag() pgconn.CommandTag {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	return r.Rows.CommandTag()
+}
+
+func (r *observedRows) FieldDescriptions() []pgconn.FieldDescription {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	return r.Rows.FieldDescriptions()
 }
 
 // Conn returns nil: see the note at the top of this file.
@@ -130,8 +197,13 @@ type observedRow struct {
 }
 
 func (r observedRow) Scan(dest ...any) error {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	if r.s.ended {
+		return ErrSessionEnded
+	}
 	err := r.row.Scan(dest...)
-	r.s.observe(err)
+	r.s.note(err)
 	return err
 }
 
@@ -141,26 +213,46 @@ type observedBatch struct {
 }
 
 func (b *observedBatch) Exec() (pgconn.CommandTag, error) {
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	if b.s.ended {
+		return pgconn.CommandTag{}, ErrSessionEnded
+	}
 	tag, err := b.BatchResults.Exec()
-	b.s.observe(err)
+	b.s.note(err)
 	return tag, err
 }
 
 func (b *observedBatch) Query() (pgx.Rows, error) {
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	if b.s.ended {
+		return nil, ErrSessionEnded
+	}
 	rows, err := b.BatchResults.Query()
 	if err != nil {
-		b.s.observe(err)
+		b.s.note(err)
 		return nil, err
 	}
 	return &observedRows{Rows: rows, s: b.s}, nil
 }
 
 func (b *observedBatch) QueryRow() pgx.Row {
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	if b.s.ended {
+		return tenantctx.ErrRow{Err: ErrSessionEnded}
+	}
 	return observedRow{row: b.BatchResults.QueryRow(), s: b.s}
 }
 
 func (b *observedBatch) Close() error {
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	if b.s.ended {
+		return ErrSessionEnded
+	}
 	err := b.BatchResults.Close()
-	b.s.observe(err)
+	b.s.note(err)
 	return err
 }

@@ -1,13 +1,17 @@
 package tenant_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -172,4 +176,58 @@ func TestPgBouncerSessionStateNeverCrossesClients(t *testing.T) {
 	for _, tc := range leakCases(b, role, tz) {
 		t.Run(tc.name, func(t *testing.T) { checkLeak(t, ha, hb, a, b, tc) })
 	}
+}
+
+// slowResetConn delays a message that is a reset on its own (what the end sends after
+// a failed COMMIT), so that another client can take the server connection meanwhile.
+type slowResetConn struct {
+	net.Conn
+	seen func()
+}
+
+func (c *slowResetConn) Write(p []byte) (int, error) {
+	if len(p) > 5 && p[0] == 'Q' && (bytes.HasPrefix(p[5:], []byte("CLOSE ALL")) || bytes.HasPrefix(p[5:], []byte("DISCARD SEQUENCES"))) {
+		c.seen()
+		time.Sleep(500 * time.Millisecond)
+	}
+	return c.Conn.Write(p)
+}
+
+// Behind PgBouncer, when COMMIT fails the rest of the round trip is skipped and the
+// server connection goes to the next client at once: a reset sent after may land on
+// another. What does not roll back with the transaction (SQL-prepared statements,
+// sequence state) is therefore removed before COMMIT, in the same round trip, and the
+// next client finds nothing. (Session advisory locks are released after COMMIT; see
+// reset.go.)
+func TestPgBouncerFailedCommitLeavesNothing(t *testing.T) {
+	dsn := behindBouncer(t, 2)
+	a, b := newTenantName("pgfa"), newTenantName("pgfb")
+	resetSeen := make(chan struct{})
+	var once sync.Once
+	e := newEnvOn(t, dsn, 2, []pool.Option{pool.WithQueryExecMode(pgx.QueryExecModeExec),
+		pool.WithConfig(func(c *pgxpool.Config) {
+			c.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return &slowResetConn{Conn: nc, seen: func() { once.Do(func() { close(resetSeen) }) }}, nil
+			}
+		})}, tenant.Config{Resolver: byHeader}, a, b)
+	e.seedItems(t, 2, a, b)
+	h := tenant.Middleware(e.mgr)(runSQL)
+
+	done := make(chan int)
+	go func() { // pending's unique constraint is deferred: the duplicate fails at COMMIT
+		code, _ := sqlRequest(h, a, "PREPARE leak_stmt AS SELECT owner FROM items; "+
+			"SELECT nextval(pg_get_serial_sequence('items', 'id')); INSERT INTO pending VALUES (1), (1); SELECT 'ok'")
+		done <- code
+	}()
+	<-resetSeen
+	code, body := sqlRequest(h, b, "SELECT CASE WHEN EXISTS (SELECT FROM pg_prepared_statements WHERE from_sql) "+
+		"THEN 'prepared statement left' ELSE 'clean' END")
+	assert.Equal(t, "200 clean", fmt.Sprint(code, " ", body))
+	code, body = sqlRequest(h, b, "SELECT lastval()::text")
+	assert.Equal(t, "422 error 55000", fmt.Sprint(code, " ", body))
+	assert.Equal(t, 500, <-done, "A's COMMIT failed")
 }

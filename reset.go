@@ -7,24 +7,35 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// resetSQL removes what a request may leave on its connection besides the
-// transaction, before anyone else uses it: WITH HOLD cursors, a session-level SET
-// (role and session authorization included), temporary tables, sequence state
-// (lastval), LISTEN and session advisory locks. It runs in the round trip that ends the
-// transaction, after COMMIT (a session lock a handler holds is released only once its
-// writes are visible). RESET restores what the connection started with, so session
-// defaults belong in the DSN or in ALTER ROLE ... SET, not in a SET run after
-// connecting. Prepared statements are the one thing left: listing them costs more than
-// a request, so only a request that sent PREPARE gets deallocateSQL too (see
+// beforeEndSQL and resetSQL remove what a request may leave on its connection besides
+// the transaction, before anyone else uses it. They run in the round trip that ends
+// the transaction.
+//
+// beforeEndSQL runs before COMMIT (or ROLLBACK): state that does not roll back and
+// means nothing once the request is done (sequence state: lastval). Behind PgBouncer,
+// only what runs before the end is sure to reach this server connection: if COMMIT
+// fails, the rest of the message is skipped and the reset sent after may land on
+// another. (What a failed transaction created rolls back with it, except session
+// advisory locks, which resetSQL releases after COMMIT: before it, a lock a handler
+// holds as a mutex would be free while its writes are not yet visible. PgBouncer does
+// not support session advisory locks in transaction mode.)
+const beforeEndSQL = "DISCARD SEQUENCES; "
+
+// resetSQL runs after COMMIT: WITH HOLD cursors, a session-level SET (role and
+// session authorization included), temporary tables, LISTEN and session advisory
+// locks. RESET restores what the connection started with, so session defaults belong
+// in the DSN or in ALTER ROLE ... SET, not in a SET run after connecting. Prepared
+// statements made with SQL PREPARE are left: listing them costs more than a request,
+// so only a request that sent PREPARE gets deallocateSQL too, before the end (see
 // leavesSessionState).
-const resetSQL = "CLOSE ALL; RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; DISCARD TEMP; DISCARD SEQUENCES; " +
+const resetSQL = "CLOSE ALL; RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; DISCARD TEMP; " +
 	"UNLISTEN *; SELECT pg_advisory_unlock_all()"
 
 // deallocateSQL drops the statements made with SQL PREPARE; pgx's (and PgBouncer's)
 // are protocol-level and stay. Closing the connection alone would not do: behind
 // PgBouncer the server connection lives on, for another client.
 const deallocateSQL = "DO $$DECLARE n text; BEGIN FOR n IN SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql " +
-	"LOOP EXECUTE format('DEALLOCATE %I', n); END LOOP; END$$"
+	"LOOP EXECUTE format('DEALLOCATE %I', n); END LOOP; END$$; "
 
 // pgbouncerParams are the parameters PgBouncer keeps for each client and sets on
 // whichever server connection serves it. It also copies their new values from the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -41,21 +42,26 @@ const finishTimeout = 30 * time.Second
 // touches the pool until the first call; that call acquires a connection and sends the
 // binding's begin in one round trip. Statements go to that connection with the
 // binding's key; the end commits or rolls back and resets the connection in one more.
+//
+// It is safe for concurrent use: mu serializes every use of the connection (each call,
+// the reading of its results, the end), since a pgx connection is not safe for
+// concurrent use, and once the session ended nothing reaches the connection any more:
+// it may already serve another request, of another tenant.
 type session struct {
 	pool  *pgxpool.Pool
 	admit *admitter // refreshes the binding when a migration or drop moved the marker
 
-	mu        sync.Mutex
-	b         *binding
-	conn      *pgxpool.Conn // once begun
-	savepoint int64         // savepoints begun, for their names
-	ended     bool
-	conflict  bool  // a serialization failure, deadlock or stale plan was seen
-	misconfig bool  // a prepared statement vanished between transactions
-	lost      bool  // the handler ended or unbound the transaction
-	dirty     bool  // SQL that leaves state the reset cannot remove: close the connection
-	beginErr  error // the transaction could not begin; wraps the lifecycle error to answer
-	committed bool
+	mu            sync.Mutex
+	b             *binding
+	conn          *pgxpool.Conn // once begun
+	savepoint     int64         // savepoints begun, for their names
+	ended         bool
+	conflict      bool  // a serialization failure, deadlock or stale plan was seen
+	lostStatement bool  // ... or a cached statement missing on the server
+	lost          bool  // the handler ended or unbound the transaction
+	dirty         bool  // SQL that leaves state the reset cannot remove: close the connection
+	beginErr      error // the transaction could not begin; wraps the lifecycle error to answer
+	committed     bool
 }
 
 var _ tenantctx.DB = (*session)(nil)
@@ -67,10 +73,8 @@ func (m *Manager) newSession(b *binding) *session {
 // use returns the connection for the next statement, beginning the transaction on
 // first use. It refuses to run anything once the transaction is not the one begun:
 // after a handler's ROLLBACK or COMMIT the connection is idle, and a statement there
-// would commit on its own.
+// would commit on its own. Called with s.mu held, as every method below.
 func (s *session) use(ctx context.Context, sql string) (*pgx.Conn, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.ended {
 		return nil, ErrSessionEnded
 	}
@@ -92,7 +96,7 @@ func (s *session) use(ctx context.Context, sql string) (*pgx.Conn, error) {
 // begin acquires a connection and binds a transaction to the tenant. When the version
 // marker moved (a migration ran, or the tenant was dropped) it asks admission again
 // once: a new version begins with the new binding, a tenant gone fails with
-// ErrUnknownTenant. Called with s.mu held.
+// ErrUnknownTenant.
 func (s *session) begin(ctx context.Context) error {
 	for refreshed := false; ; refreshed = true {
 		conn, err := s.pool.Acquire(ctx)
@@ -134,26 +138,25 @@ func (s *session) beginFailed(ctx context.Context, err error) error {
 	return err
 }
 
-// observe remembers errors that decide the request's answer: conflicts call for
-// running it again; lost prepared statements are a configuration error.
-func (s *session) observe(err error) {
-	if err == nil {
-		return
-	}
-	retry, lostStatement := isRetryable(err), isLostStatement(err)
-	if retry || lostStatement {
-		s.mu.Lock()
-		s.conflict = s.conflict || retry
-		s.misconfig = s.misconfig || lostStatement
-		s.mu.Unlock()
+// note remembers errors that call for running the request again: conflicts, and a
+// cached statement the server does not have (a DEALLOCATE by server-side code, or
+// PgBouncer without prepared statements: if it happens on the last attempt too, it is
+// ErrPreparedStatements).
+func (s *session) note(err error) {
+	switch {
+	case err == nil:
+	case isLostStatement(err):
+		s.conflict, s.lostStatement = true, true
+	case isRetryable(err):
+		s.conflict = true
 	}
 }
 
-// state returns what end needs to know, under the lock.
-func (s *session) state() (conflict, misconfig bool, beginErr error) {
+// state returns what the end of an attempt needs to know.
+func (s *session) state() (conflict, lostStatement bool, beginErr error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.conflict, s.misconfig, s.beginErr
+	return s.conflict, s.lostStatement, s.beginErr
 }
 
 func (s *session) sawConflict() bool {
@@ -163,35 +166,34 @@ func (s *session) sawConflict() bool {
 
 // finish ends the transaction (commit or roll back), resets what the request may have
 // left on the connection, and gives the connection back; later calls fail with
-// ErrSessionEnded. It runs even when ctx is cancelled. The error wraps
-// ErrTransactionLost when the transaction was not the one begun; otherwise it is the
-// COMMIT's (pgx.ErrTxCommitRollback for a failed transaction) or errRollbackFailed.
+// ErrSessionEnded. It waits for a call in progress on another goroutine, and runs even
+// when ctx is cancelled. The error wraps ErrTransactionLost when the transaction was
+// not the one begun; otherwise it is the COMMIT's (pgx.ErrTxCommitRollback for a
+// failed transaction) or errRollbackFailed.
 func (s *session) finish(ctx context.Context, commit bool) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	conn, lost, dirty := s.conn, s.lost, s.dirty
 	s.conn, s.ended = nil, true
-	s.mu.Unlock()
 	if conn == nil {
 		if lost {
 			return ErrTransactionLost
 		}
 		return nil
 	}
+	defer conn.Release() // whatever happens below: pgxpool drops a connection that is not idle
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 
-	reset := resetFor(conn.Conn())
+	before := beforeEndSQL
 	if dirty { // SQL PREPARE or LISTEN: deallocate, then close (pgx buffers notifications)
-		reset += "; " + deallocateSQL
+		before += deallocateSQL
 	}
-	end := endTransaction(ctx, conn.Conn().PgConn(), s.b, reset, commit)
+	end := endTransaction(ctx, conn.Conn().PgConn(), s.b, before, resetFor(conn.Conn()), commit)
 	if end.close || dirty {
-		_ = conn.Conn().Close(ctx) // pgxpool drops a closed connection on release
+		_ = conn.Conn().Close(ctx)
 	}
-	conn.Release()
-	s.mu.Lock()
 	s.committed = end.committed
-	s.mu.Unlock()
 	switch {
 	case lost || end.lost:
 		return fmt.Errorf("%w (tenant %q)", ErrTransactionLost, s.b.name)
@@ -209,32 +211,33 @@ type ending struct {
 	err       error // COMMIT's or ROLLBACK's failure, or pgx.ErrTxCommitRollback
 }
 
-// endTransaction sends the binding's check, COMMIT or ROLLBACK, and reset in one
-// round trip, and tells from each statement's result what happened: which step failed
-// decides whether the transaction committed and whether the reset still has to run (a
-// second round trip, on failures only).
-func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, reset string, commit bool) ending {
+// endTransaction sends the binding's check, the reset's part that runs before the
+// end, COMMIT or ROLLBACK, and the rest of the reset, in one round trip, and tells
+// from each statement's result what happened: which step failed decides whether the
+// transaction committed and whether the reset still has to run (a second round trip,
+// on failures only).
+func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, before, reset string, commit bool) ending {
 	var out ending
 	var script string
 	switch pc.TxStatus() {
 	case 'I': // the handler ended it
-		out.lost, script = true, reset
+		out.lost, script = true, before+reset
 	case 'E': // failed: nothing to check or commit
-		script = "ROLLBACK; " + reset
+		script = "ROLLBACK; " + before + reset
 		if commit {
 			out.err = pgx.ErrTxCommitRollback
 		}
-	case 'T':
-		script = b.rollback
-		if commit {
+	default:
+		switch end := "ROLLBACK; "; {
+		case before == beforeEndSQL && reset == resetSQL && commit:
 			script = b.commit
-		}
-		if reset != resetSQL { // this connection has start-up parameters to set again
-			end := "ROLLBACK; "
+		case before == beforeEndSQL && reset == resetSQL:
+			script = b.rollback
+		default: // SQL PREPARE to deallocate, or start-up parameters to set again
 			if commit {
 				end = "COMMIT; "
 			}
-			script = b.check + end + reset
+			script = b.check + before + end + reset
 		}
 	}
 	results, err := pc.Exec(ctx, script).ReadAll()
@@ -244,13 +247,13 @@ func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, reset st
 	case err == nil:
 	case sqlState(err) == sqlIntactCheckFailed: // a chained or rebound transaction: not ours
 		out.lost = true
-		_, err = pc.Exec(ctx, "ROLLBACK; "+reset).ReadAll()
+		_, err = pc.Exec(ctx, "ROLLBACK; "+before+reset).ReadAll()
 		out.close = err != nil
 	case ended || out.lost: // ended as asked; a reset statement failed
 		out.close = true
 	case pc.TxStatus() == 'I' && !pc.IsClosed(): // COMMIT or ROLLBACK failed, so the reset did not run
 		out.err = err
-		_, err = pc.Exec(ctx, reset).ReadAll()
+		_, err = pc.Exec(ctx, before+reset).ReadAll()
 		out.close = err != nil
 	default:
 		out.err, out.close = err, true
@@ -272,27 +275,24 @@ func succeeded(results []*pgconn.Result, tag string) bool {
 var errRollbackFailed = errors.New("tenant: rollback failed")
 
 // end finishes one attempt; last says no attempt follows. A transaction that saw a
-// conflict rolls back and asks to run again (unless last: ErrConflict). Lost prepared
-// statements roll back with ErrPreparedStatements. Otherwise it commits or rolls back
-// as asked; a COMMIT that fails with a conflict asks to run again (unless last:
-// ErrConflict), any other COMMIT failure is ErrCommitFailed. A transaction the handler
-// ended is ErrTransactionLost (with ErrCommitFailed when it was to commit). A failed
-// ROLLBACK is errRollbackFailed.
+// conflict rolls back and asks to run again (unless last: ErrConflict, or
+// ErrPreparedStatements when a cached statement was missing again). Otherwise it
+// commits or rolls back as asked; a COMMIT that fails with a conflict asks to run
+// again (unless last: ErrConflict), any other COMMIT failure is ErrCommitFailed. A
+// transaction the handler ended is ErrTransactionLost (with ErrCommitFailed when it
+// was to commit). A failed ROLLBACK is errRollbackFailed.
 func (s *session) end(ctx context.Context, commit, last bool) (retry bool, err error) {
-	conflict, misconfig, _ := s.state()
-	switch {
-	case conflict:
+	if conflict, lostStatement, _ := s.state(); conflict {
 		err := s.finish(ctx, false)
 		switch {
 		case errors.Is(err, ErrTransactionLost):
 			return false, err
 		case !last:
 			return true, nil
+		case lostStatement:
+			return false, ErrPreparedStatements
 		}
 		return false, fmt.Errorf("%w: retries exhausted", ErrConflict)
-	case misconfig:
-		_ = s.finish(ctx, false)
-		return false, ErrPreparedStatements
 	}
 	err = s.finish(ctx, commit)
 	switch {
@@ -318,29 +318,35 @@ func (s *session) didCommit() bool {
 }
 
 func (s *session) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	c, err := s.use(ctx, sql)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
 	tag, err := c.Exec(ctx, s.b.keyed(sql), args...)
-	s.observe(err)
+	s.note(err)
 	return tag, err
 }
 
 func (s *session) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	c, err := s.use(ctx, sql)
 	if err != nil {
 		return nil, err
 	}
 	rows, err := c.Query(ctx, s.b.keyed(sql), args...)
 	if err != nil {
-		s.observe(err)
+		s.note(err)
 		return nil, err
 	}
 	return &observedRows{Rows: rows, s: s}, nil
 }
 
 func (s *session) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	c, err := s.use(ctx, sql)
 	if err != nil {
 		return tenantctx.ErrRow{Err: err}
@@ -354,6 +360,8 @@ func (s *session) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 		all.WriteString(q.SQL)
 		all.WriteByte(';')
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	c, err := s.use(ctx, all.String())
 	if err != nil {
 		return tenantctx.ErrBatchResults{Err: err}
@@ -361,13 +369,17 @@ func (s *session) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 	return &observedBatch{BatchResults: c.SendBatch(ctx, s.b.keyedBatch(b)), s: s}
 }
 
+// CopyFrom copies src into table. src must not use the session: the connection is
+// busy with the copy until it ends.
 func (s *session) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	c, err := s.use(ctx, "")
 	if err != nil {
 		return 0, err
 	}
 	n, err := copyFrom(ctx, c, table, columns, src)
-	s.observe(err)
+	s.note(err)
 	return n, err
 }
 
@@ -375,16 +387,16 @@ func (s *session) CopyFrom(ctx context.Context, table pgx.Identifier, columns []
 // like any other: a conflict there runs the request again even if the savepoint is
 // rolled back, since the transaction's view may no longer be consistent.
 func (s *session) Begin(ctx context.Context) (pgx.Tx, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	c, err := s.use(ctx, "")
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
 	s.savepoint++
-	sp := &savepoint{s: s, name: "tenant_sp_" + fmt.Sprint(s.savepoint)}
-	s.mu.Unlock()
+	sp := &savepoint{s: s, name: "tenant_sp_" + strconv.FormatInt(s.savepoint, 10)}
 	if _, err := c.Exec(ctx, "SAVEPOINT "+sp.name); err != nil {
-		s.observe(err)
+		s.note(err)
 		return nil, err
 	}
 	return sp, nil

@@ -59,7 +59,7 @@ func TestBeginIsOneRoundTripWithSetLocal(t *testing.T) {
 	}))
 	do(h, "GET", "/", nil, "X-Tenant", a) // admission is cached after this
 	first := beginStatement(t, e, h, a)
-	assert.Equal(t, `BEGIN ISOLATION LEVEL REPEATABLE READ; LOCK TABLE "`+a+`"."tenant_version_1" IN ACCESS SHARE MODE; `+
+	assert.Equal(t, `BEGIN ISOLATION LEVEL REPEATABLE READ; LOCK TABLE `+markerOf(t, e, a)+` IN ACCESS SHARE MODE; `+
 		`SET LOCAL search_path TO "`+a+`", extensions, pg_temp; SET LOCAL tenant.schema TO '`+a+`'`, first)
 }
 

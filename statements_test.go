@@ -74,6 +74,14 @@ var insertEvent = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) 
 	_, _ = fmt.Fprint(w, n)
 })
 
+// markerOf is the tenant's version marker, quoted.
+func markerOf(t *testing.T, e *env, tenantName string) string {
+	t.Helper()
+	tenant, err := e.mgr.Provisioner().Lookup(context.Background(), tenantName)
+	require.NoError(t, err)
+	return schema.VersionMarker(tenant).Sanitize()
+}
+
 // storedEvent returns what the tenant's last event holds, read from outside.
 func storedEvent(t *testing.T, e *env, tenantName string) (epoch int64, amount, code string) {
 	t.Helper()
@@ -185,7 +193,7 @@ func TestRequestsQueueBehindAMigration(t *testing.T) {
 	inFlight, err := e.admin.Begin(ctx) // what a long request holds
 	require.NoError(t, err)
 	defer func() { _ = inFlight.Rollback(ctx) }()
-	_, err = inFlight.Exec(ctx, "LOCK TABLE "+schema.VersionMarker(a, 1).Sanitize()+" IN ACCESS SHARE MODE")
+	_, err = inFlight.Exec(ctx, "LOCK TABLE "+markerOf(t, e, a)+" IN ACCESS SHARE MODE")
 	require.NoError(t, err)
 
 	migrated := make(chan error, 1)
@@ -229,11 +237,38 @@ func TestRequestBehindAMigrationTimesOut(t *testing.T) {
 
 	migration, err := e.admin.Begin(ctx)
 	require.NoError(t, err)
-	_, err = migration.Exec(ctx, "LOCK TABLE "+schema.VersionMarker(a, 1).Sanitize()+" IN ACCESS EXCLUSIVE MODE")
+	_, err = migration.Exec(ctx, "LOCK TABLE "+markerOf(t, e, a)+" IN ACCESS EXCLUSIVE MODE")
 	require.NoError(t, err)
 	rec := do(h, "POST", "/?code=7", nil, "X-Tenant", a)
 	assert.Equal(t, 503, rec.Code)
 	assert.Equal(t, "5", rec.Header().Get("Retry-After"))
 	require.NoError(t, migration.Rollback(ctx))
 	assert.Equal(t, 201, do(h, "POST", "/?code=7", nil, "X-Tenant", a).Code)
+}
+
+// A tenant dropped and provisioned again (by another process) at the same version has
+// new types: statements prepared for the old schema are not used for the new one.
+func TestStatementsNeverCrossARecreatedTenant(t *testing.T) {
+	ctx := context.Background()
+	tickets := fstest.MapFS{"001_tickets.sql": {Data: []byte(`CREATE TYPE status AS ENUM ('open', 'closed');
+		CREATE TABLE tickets (id serial PRIMARY KEY, status status NOT NULL)`)}}
+	a := newTenantName("recr")
+	e := newEnv(t, 1, tenant.Config{Resolver: byHeader})
+	provisionAt(t, e, tickets, a)
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := tenantctx.Session(r.Context()).Exec(r.Context(), "INSERT INTO tickets (status) VALUES ($1)", "open"); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.WriteHeader(201)
+	}))
+	require.Equal(t, 201, do(h, "POST", "/", nil, "X-Tenant", a).Code)
+
+	other, err := schema.NewProvisioner(e.admin, schema.Config{Migrations: tickets})
+	require.NoError(t, err)
+	require.NoError(t, other.Drop(ctx, a))
+	require.NoError(t, other.Ensure(ctx, a))
+	rec := do(h, "POST", "/", nil, "X-Tenant", a)
+	assert.Equal(t, 201, rec.Code, rec.Body.String())
+	assert.Equal(t, 1, e.count(t, `SELECT count(*) FROM "`+a+`".tickets`))
 }

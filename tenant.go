@@ -75,6 +75,7 @@ type Config struct {
 	Admission Admission
 
 	// Migrations, Extensions and Reserved configure provisioning (see schema.Config).
+	// The pool's role is reserved too.
 	Migrations fs.FS
 	Extensions []string
 	Reserved   []string
@@ -173,7 +174,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, errors.New("tenant: Config needs DSN or Pool")
 	}
 	prov, err := schema.NewProvisioner(m.pool, schema.Config{
-		Extensions: cfg.Extensions, Migrations: cfg.Migrations, Reserved: cfg.Reserved, Logger: m.log,
+		Extensions: cfg.Extensions, Migrations: cfg.Migrations, Reserved: append(roles(m.pool), cfg.Reserved...), Logger: m.log,
 	})
 	if err != nil {
 		m.Close()
@@ -184,6 +185,18 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	m.admission = newAdmitter(prov, cfg.Admission, func(t schema.Tenant) *binding { return newBinding(t, isolation) },
 		cfg.HitTTL, cfg.MissTTL)
 	return m, nil
+}
+
+// roles are the names the pool's connections run as. No tenant may take one: outside a
+// tenant's transaction (a statement a handler sends after its own COMMIT, in the same
+// message) the search path starts with "$user", the schema named like the role.
+func roles(p *pgxpool.Pool) []string {
+	cfg := p.Config().ConnConfig
+	names := []string{cfg.User}
+	if role := cfg.RuntimeParams["role"]; role != "" {
+		names = append(names, role)
+	}
+	return names
 }
 
 // Close closes the pool the Manager made (not one passed in Config.Pool).
