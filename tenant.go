@@ -99,7 +99,8 @@ type Config struct {
 	// HitTTL and MissTTL bound how long admission remembers that a name is a tenant
 	// (default 1 min) or is not (default 2 s). A remembered tenant is still checked by
 	// every transaction (its version marker is locked when it begins), so a tenant
-	// dropped or migrated elsewhere is seen by the next request, whatever the TTL.
+	// dropped, made again or migrated elsewhere is seen by the next request, whatever
+	// the TTL.
 	HitTTL, MissTTL time.Duration
 
 	// Logger receives details of failures, with the tenant as attribute. Default

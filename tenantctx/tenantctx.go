@@ -23,6 +23,8 @@ import (
 // out its connection (a savepoint's and a result's Conn is nil, a savepoint's Prepare
 // is refused, large objects are not available), and after a handler ends the
 // transaction itself (ROLLBACK, COMMIT) every call fails instead of running on its own.
+// It is safe for concurrent use: calls take turns on the connection, and none reaches
+// it once the request ended.
 type DB interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
