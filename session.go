@@ -186,7 +186,7 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 	defer cancel()
 
 	before := beforeEndSQL
-	if dirty { // SQL PREPARE or LISTEN: deallocate, then close (pgx buffers notifications)
+	if dirty { // PREPARE, LISTEN, DEALLOCATE or DISCARD: deallocate, then close (pgx buffers notifications, caches statements)
 		before += deallocateSQL
 	}
 	end := endTransaction(ctx, conn.Conn().PgConn(), s.b, before, resetFor(conn.Conn()), commit)
