@@ -3,6 +3,7 @@ package tenant
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"golang.org/x/text/language"
@@ -24,9 +25,11 @@ func WithLocale(tag language.Tag) RunOption {
 // Run gives jobs, CLIs and tests the request lifecycle without HTTP: it validates and
 // admits the tenant, runs fn with a context carrying the tenant's lazy session, and
 // commits when fn returns nil, rolls back when it returns an error or panics (the
-// panic goes on). fn's error is returned unchanged. Serialization failures run fn
-// again, up to Config.Attempts; functions registered with tenantctx.AfterCommit run
-// after the commit.
+// panic goes on). fn's error is returned unchanged, except after a conflict: a
+// serialization failure, deadlock or stale plan (seen by the session even when fn
+// swallowed it) runs fn again, up to Config.Attempts, and when attempts run out Run
+// returns an error matching ErrConflict (and wrapping fn's error, if any); IsConflict
+// reports it. Functions registered with tenantctx.AfterCommit run after the commit.
 func (m *Manager) Run(ctx context.Context, name string, fn func(ctx context.Context) error, opts ...RunOption) error {
 	settings := runSettings{locale: m.DefaultLocale()}
 	for _, o := range opts {
@@ -64,8 +67,10 @@ func (m *Manager) runOnce(ctx context.Context, b *binding, fn func(context.Conte
 	switch {
 	case retry:
 		return true, b, nil
+	case errors.Is(err, ErrConflict) && fnErr != nil: // retries spent: one answer, whoever saw the conflict
+		return false, b, fmt.Errorf("%w: retries exhausted: %w", ErrConflict, fnErr)
 	case fnErr != nil:
-		return false, b, fnErr // unchanged, even after the last conflict
+		return false, b, fnErr // unchanged
 	case beginErr != nil: // fn swallowed it: nothing ran
 		return false, b, beginErr
 	case errors.Is(err, errRollbackFailed):

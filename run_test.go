@@ -3,9 +3,11 @@ package tenant_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/text/language"
@@ -84,9 +86,42 @@ func TestRun(t *testing.T) {
 			_, err := tenantctx.Session(ctx).Exec(ctx, raise("40001", "could not serialize"))
 			return err
 		})
+		assert.ErrorIs(t, err, tenant.ErrConflict)
+		assert.True(t, tenant.IsConflict(err))
 		var pgErr interface{ SQLState() string }
-		require.ErrorAs(t, err, &pgErr, "the last attempt's error comes back unchanged")
+		require.ErrorAs(t, err, &pgErr, "the last attempt's error is wrapped")
 		assert.Equal(t, "40001", pgErr.SQLState())
+	})
+	t.Run("retries exhausted, conflict swallowed", func(t *testing.T) {
+		mine := errors.New("mine")
+		err := e.mgr.Run(ctx, a, func(ctx context.Context) error {
+			_, _ = tenantctx.Session(ctx).Exec(ctx, raise("40001", "could not serialize"))
+			return mine
+		})
+		assert.ErrorIs(t, err, tenant.ErrConflict, "the same answer whether fn returned the conflict or not")
+		assert.ErrorIs(t, err, mine)
+		err = e.mgr.Run(ctx, a, func(ctx context.Context) error {
+			_, _ = tenantctx.Session(ctx).Exec(ctx, raise("40001", "could not serialize"))
+			return nil
+		})
+		assert.ErrorIs(t, err, tenant.ErrConflict)
+	})
+	t.Run("IsConflict", func(t *testing.T) {
+		for _, tc := range []struct {
+			err  error
+			want bool
+		}{
+			{tenant.ErrConflict, true},
+			{fmt.Errorf("wrapped: %w", &pgconn.PgError{Code: "40001"}), true},
+			{&pgconn.PgError{Code: "40P01"}, true},
+			{&pgconn.PgError{Code: "0A000", Message: "cached plan must not change result type"}, true},
+			{&pgconn.PgError{Code: "0A000", Message: "feature not supported"}, false},
+			{&pgconn.PgError{Code: "23505"}, false},
+			{errors.New("other"), false},
+			{nil, false},
+		} {
+			assert.Equal(t, tc.want, tenant.IsConflict(tc.err), "%v", tc.err)
+		}
 	})
 	t.Run("commit failure", func(t *testing.T) {
 		err := e.mgr.Run(ctx, a, func(ctx context.Context) error {

@@ -402,6 +402,12 @@ func (s *session) Begin(ctx context.Context) (pgx.Tx, error) {
 	return sp, nil
 }
 
+// IsConflict reports whether err means the work lost a race with other transactions
+// and may succeed if run again: ErrConflict (retries ran out), or the PostgreSQL
+// errors the lifecycle retries (serialization failure 40001, deadlock 40P01, "cached
+// plan must not change result type").
+func IsConflict(err error) bool { return errors.Is(err, ErrConflict) || isRetryable(err) }
+
 // isRetryable: serialization failure, deadlock, or "cached plan must not change result
 // type" (a migration changed a table under a prepared statement). Running the work
 // again in a fresh transaction succeeds for all three.

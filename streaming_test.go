@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+	chimw "github.com/go-chi/chi/v5/middleware"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -174,4 +176,51 @@ func TestConflictBeforeFlushRunsAgain(t *testing.T) {
 			assert.Equal(t, tc.body, body)
 		})
 	}
+}
+
+// After a stream failed (its COMMIT did), what the handler still writes reaches nobody:
+// the client gets the lifecycle's 500 and nothing else.
+func TestNothingWrittenAfterAFailedStream(t *testing.T) {
+	a := newTenantName("lsf")
+	e := newEnv(t, 2, tenant.Config{Resolver: byHeader, BufferBytes: 64}, a)
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "INSERT INTO pending VALUES (1), (1)") // fails at COMMIT
+		require.NoError(t, err)
+		w.WriteHeader(201)
+		_, err = io.WriteString(w, strings.Repeat("x", 100)) // over the buffer: COMMIT, which fails
+		assert.Error(t, err)
+		w.Header().Set("X-Late", "1")
+		w.WriteHeader(http.StatusTeapot)
+		_, _ = io.WriteString(w, "late")
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, err := http.NewRequest("POST", srv.URL, nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Tenant", a)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, "500 commit failed\n", fmt.Sprint(resp.StatusCode, " ", string(body)))
+	assert.Empty(t, resp.Header.Get("X-Late"))
+}
+
+// An invalid status rolls back: it panics where the handler sets it, before COMMIT.
+func TestInvalidStatusRollsBack(t *testing.T) {
+	a := newTenantName("ist")
+	e := newEnv(t, 1, tenant.Config{Resolver: byHeader}, a)
+	name := newTenantName("item")
+	r := chi.NewRouter()
+	r.Use(chimw.Recoverer)
+	r.Use(tenant.Middleware(e.mgr))
+	r.Post("/", func(w http.ResponseWriter, r *http.Request) {
+		insertItem(t, r, name)
+		w.WriteHeader(42)
+	})
+	rec := do(r, "POST", "/", nil, "X-Tenant", a)
+	assert.Equal(t, 500, rec.Code, "the recoverer answered")
+	assert.Zero(t, e.items(t, a, name), "rolled back")
+	assert.Zero(t, e.pool.Stat().AcquiredConns())
 }

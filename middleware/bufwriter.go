@@ -46,18 +46,26 @@ func NewBufferedWriter(rw http.ResponseWriter, limit int, beforeStream func(stat
 
 // Header returns the buffered header map (the real one once streaming). It starts as a
 // copy of the real one, so headers set by outer middleware (Vary, CORS) are seen and
-// kept, exactly as without buffering.
+// kept, exactly as without buffering. After a failed stream it is the buffered map
+// again: nothing the handler sets reaches the client's error answer.
 func (b *BufferedWriter) Header() http.Header {
-	if b.streaming {
+	if b.streaming && b.failed == nil {
 		return b.rw.Header()
 	}
 	return b.header
 }
 
 // WriteHeader records the status. Informational (1xx) statuses other than 101 go out at
-// once, as they carry no data; 101 (switching protocols) starts streaming.
+// once, as they carry no data; 101 (switching protocols) starts streaming. An invalid
+// status panics here, as net/http does, rather than when the buffered response is
+// sent: by then the transaction would have committed. After a failed stream it does
+// nothing.
 func (b *BufferedWriter) WriteHeader(code int) {
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
 	switch {
+	case b.failed != nil:
 	case b.streaming:
 		b.rw.WriteHeader(code)
 	case code == http.StatusSwitchingProtocols:

@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -104,6 +105,24 @@ func TestBufferedWriterFinishFailure(t *testing.T) {
 	assert.Error(t, bw.Failed())
 	require.NoError(t, bw.Release())
 	assert.Zero(t, f.rec.Body.Len())
+
+	// What the handler does after the failure reaches nobody: the lifecycle answers.
+	bw.Header().Set("X-Late", "1")
+	bw.WriteHeader(http.StatusTeapot)
+	_, err = io.WriteString(bw, "late")
+	assert.ErrorIs(t, err, middleware.ErrStreamFailed)
+	assert.Empty(t, f.rec.Header().Get("X-Late"))
+	assert.False(t, f.rec.Flushed || f.rec.Code == http.StatusTeapot, "no status was sent")
+}
+
+// An invalid status panics when the handler sets it, as net/http does, not when the
+// buffered response is sent after COMMIT.
+func TestBufferedWriterInvalidStatus(t *testing.T) {
+	for _, code := range []int{0, 42, 99, 1000} {
+		bw, f := newBW(0)
+		assert.PanicsWithValue(t, fmt.Sprintf("invalid WriteHeader code %v", code), func() { bw.WriteHeader(code) })
+		assert.Zero(t, f.calls, "the transaction was not ended")
+	}
 }
 
 func TestBufferedWriterInformational(t *testing.T) {

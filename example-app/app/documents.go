@@ -14,9 +14,9 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/text/language"
 
+	"github.com/tenantkit/tenant"
 	"github.com/tenantkit/tenant/locale"
 	"github.com/tenantkit/tenant/tenantctx"
 )
@@ -277,7 +277,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // middleware retries also lands here first; its answer is then discarded.
 func (a *App) serverError(w http.ResponseWriter, r *http.Request, msg string, err error) {
 	level := slog.LevelError
-	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") {
+	if tenant.IsConflict(err) {
 		level = slog.LevelDebug // a conflict: the middleware runs the request again
 	}
 	a.log.Log(r.Context(), level, msg, "tenant", tenantctx.Schema(r.Context()), "error", err)
