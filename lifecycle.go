@@ -13,7 +13,6 @@ import (
 
 	"github.com/tenantkit/tenant/locale"
 	"github.com/tenantkit/tenant/middleware"
-	"github.com/tenantkit/tenant/tenantctx"
 )
 
 // Middleware runs each request's tenant lifecycle: resolve, validate, admit, attach a
@@ -118,7 +117,7 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, b *binding, 
 			}
 			return false, b
 		}
-		m.afterCommit(ctx, name, sess, scope)
+		m.afterResponse(w, ctx, name, sess, scope, bw.Status())
 		return false, b
 	}
 	if err := r.Context().Err(); err != nil {
@@ -148,32 +147,13 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, b *binding, 
 	if err := bw.Release(); err != nil {
 		m.log.DebugContext(ctx, "tenant: writing response", slog.String("tenant", name), slog.Any("error", err))
 	}
-	m.afterCommit(ctx, name, sess, scope)
+	m.afterResponse(w, ctx, name, sess, scope, bw.Status())
 	return false, b
 }
 
 // errConflictSeen stops a response from streaming after its transaction saw a
 // serialization failure, deadlock or stale plan.
 var errConflictSeen = errors.New("tenant: the transaction saw a conflict")
-
-// afterCommit runs the scope's after-commit functions if the transaction committed,
-// each guarded so one failing function does not stop the others.
-func (m *Manager) afterCommit(ctx context.Context, name string, sess *session, scope *tenantctx.Scope) {
-	if !sess.didCommit() {
-		return
-	}
-	ctx = context.WithoutCancel(ctx)
-	for _, fn := range scope.AfterCommitFuncs() {
-		func() {
-			defer func() {
-				if p := recover(); p != nil {
-					m.log.ErrorContext(ctx, "tenant: after-commit function panicked", slog.String("tenant", name), slog.Any("panic", p))
-				}
-			}()
-			fn(ctx)
-		}()
-	}
-}
 
 // fail logs the detail and hands the error to the ErrorHandler.
 func (m *Manager) fail(w http.ResponseWriter, r *http.Request, name string, err error) {

@@ -117,6 +117,7 @@ func TestCommitFailureAnswers500(t *testing.T) {
 	assert.Equal(t, 500, rec.Code)
 	assert.Equal(t, "commit failed\n", rec.Body.String())
 	assert.NotContains(t, rec.Body.String(), "all good")
+	e.mgr.WaitAfterCommit()
 	assert.Zero(t, hooks.Load(), "after-commit functions run only after a commit")
 	assert.Contains(t, e.logs.String(), "tenant="+a)
 	assert.Contains(t, e.logs.String(), "23505", "the detail goes to the log")
@@ -189,6 +190,7 @@ func TestAfterCommitRunsAfterCommitOnly(t *testing.T) {
 	}))
 	assert.Equal(t, 200, do(h, "POST", "/?name=kept", nil, "X-Tenant", a).Code)
 	assert.Equal(t, 422, do(h, "POST", "/?name=dropped&fail=1", nil, "X-Tenant", a).Code)
+	e.mgr.WaitAfterCommit()
 	assert.Equal(t, []string{"kept:1", "second"}, seen)
 	assert.Contains(t, e.logs.String(), "after-commit function panicked")
 }

@@ -50,6 +50,7 @@ func TestRetryOnConflict(t *testing.T) {
 			assert.Equal(t, "ok", rec.Body.String())
 			assert.Equal(t, int32(2), attempts.Load())
 			assert.Equal(t, []string{name, name}, bodies, "the body is replayed")
+			e.mgr.WaitAfterCommit()
 			assert.Equal(t, int32(1), hooks.Load())
 			assert.Equal(t, 1, e.items(t, a, name), "only the second attempt's insert is kept")
 		})
@@ -86,6 +87,7 @@ func TestRetriesExhausted(t *testing.T) {
 	assert.Equal(t, 409, rec.Code)
 	assert.Equal(t, "conflict, please retry\n", rec.Body.String())
 	assert.Equal(t, int32(4), attempts.Load())
+	e.mgr.WaitAfterCommit()
 	assert.Zero(t, hooks.Load())
 }
 

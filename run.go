@@ -29,7 +29,8 @@ func WithLocale(tag language.Tag) RunOption {
 // serialization failure, deadlock or stale plan (seen by the session even when fn
 // swallowed it) runs fn again, up to Config.Attempts, and when attempts run out Run
 // returns an error matching ErrConflict (and wrapping fn's error, if any); IsConflict
-// reports it. Functions registered with tenantctx.AfterCommit run after the commit.
+// reports it. Functions registered with tenantctx.AfterCommit run after the commit
+// (or, when fn never queried, after fn succeeded), before Run returns.
 func (m *Manager) Run(ctx context.Context, name string, fn func(ctx context.Context) error, opts ...RunOption) error {
 	settings := runSettings{locale: m.DefaultLocale()}
 	for _, o := range opts {
@@ -81,6 +82,8 @@ func (m *Manager) runOnce(ctx context.Context, b *binding, fn func(context.Conte
 	case err != nil:
 		return false, b, err
 	}
-	m.afterCommit(ctx, b.name, sess, scope)
+	if fns := scope.AfterCommitFuncs(); len(fns) > 0 && succeeded(sess, scope, true) {
+		m.hooks.run(ctx, b.name, fns) // before Run returns: a job expects its side effects done
+	}
 	return false, b, nil
 }

@@ -61,6 +61,7 @@ type session struct {
 	lost          bool  // the handler ended or unbound the transaction
 	dirty         bool  // SQL that leaves state the reset cannot remove: close the connection
 	beginErr      error // the transaction could not begin; wraps the lifecycle error to answer
+	began         bool
 	committed     bool
 }
 
@@ -105,7 +106,7 @@ func (s *session) begin(ctx context.Context) error {
 		}
 		_, err = conn.Exec(ctx, s.b.begin)
 		if err == nil {
-			s.conn = conn
+			s.conn, s.began = conn, true
 			return nil
 		}
 		var pgErr *pgconn.PgError
@@ -241,8 +242,8 @@ func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, before, 
 		}
 	}
 	results, err := pc.Exec(ctx, script).ReadAll()
-	out.committed = succeeded(results, "COMMIT")
-	ended := out.committed || succeeded(results, "ROLLBACK")
+	out.committed = completed(results, "COMMIT")
+	ended := out.committed || completed(results, "ROLLBACK")
 	switch {
 	case err == nil:
 	case sqlState(err) == sqlIntactCheckFailed: // a chained or rebound transaction: not ours
@@ -261,8 +262,8 @@ func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, before, 
 	return out
 }
 
-// succeeded reports whether a statement with the given command tag completed.
-func succeeded(results []*pgconn.Result, tag string) bool {
+// completed reports whether a statement with the given command tag completed.
+func completed(results []*pgconn.Result, tag string) bool {
 	for _, r := range results {
 		if r.Err == nil && r.CommandTag.String() == tag {
 			return true
@@ -311,10 +312,11 @@ func (s *session) end(ctx context.Context, commit, last bool) (retry bool, err e
 	}
 }
 
-func (s *session) didCommit() bool {
+// outcome reports whether a transaction began, and whether it committed.
+func (s *session) outcome() (began, committed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.committed
+	return s.began, s.committed
 }
 
 func (s *session) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {

@@ -103,6 +103,13 @@ type Config struct {
 	// the TTL.
 	HitTTL, MissTTL time.Duration
 
+	// AfterCommitTimeout bounds the functions a request registers with
+	// tenantctx.AfterCommit: they run after its response is on the wire, in order, on a
+	// goroutine of their own, with a context that ends this long after they start
+	// (default 1 min); Close waits for them as long. A function that ignores its
+	// context keeps running past it.
+	AfterCommitTimeout time.Duration
+
 	// Logger receives details of failures, with the tenant as attribute. Default
 	// slog.Default().
 	Logger *slog.Logger
@@ -125,6 +132,7 @@ type Manager struct {
 	bufferBytes int
 	log         *slog.Logger
 	onError     middleware.ErrorHandler
+	hooks       *hooks
 }
 
 // New checks cfg and returns a Manager. It does not connect: the first request does.
@@ -161,6 +169,10 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	if m.onError == nil {
 		m.onError = middleware.WriteError
+	}
+	m.hooks = &hooks{timeout: cfg.AfterCommitTimeout, log: m.log}
+	if m.hooks.timeout <= 0 {
+		m.hooks.timeout = DefaultAfterCommitTimeout
 	}
 	switch {
 	case cfg.Pool != nil:
@@ -200,8 +212,12 @@ func roles(p *pgxpool.Pool) []string {
 	return names
 }
 
-// Close closes the pool the Manager made (not one passed in Config.Pool).
+// Close waits for after-commit functions still running (at most AfterCommitTimeout),
+// then closes the pool the Manager made (not one passed in Config.Pool).
 func (m *Manager) Close() {
+	if !m.hooks.wait() {
+		m.log.Warn("tenant: after-commit functions still running at Close", slog.Duration("waited", m.hooks.timeout))
+	}
 	if m.ownPool {
 		m.pool.Close()
 	}

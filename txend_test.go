@@ -62,6 +62,7 @@ func TestHandlerEndingTheTransactionFails(t *testing.T) {
 			} else {
 				assert.NoError(t, afterErr)
 			}
+			e.mgr.WaitAfterCommit()
 			assert.Zero(t, hooks.Load())
 			var names []string
 			require.NoError(t, e.admin.QueryRow(context.Background(),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 )
 
 // DefaultBufferLimit is the response size kept back before BufferedWriter starts
@@ -143,10 +144,15 @@ func (b *BufferedWriter) Reset() {
 }
 
 // Release writes the buffered response to the underlying writer. It does nothing once
-// streaming began.
+// streaming began. It sets Content-Length to the buffered body's length when the
+// handler set neither it nor Transfer-Encoding (as net/http does for a handler that
+// returns without flushing), so that a Flush right after sends the whole response.
 func (b *BufferedWriter) Release() error {
 	if b.streaming || b.failed != nil {
 		return nil
+	}
+	if b.body.Len() > 0 && b.header.Get("Content-Length") == "" && b.header.Get("Transfer-Encoding") == "" {
+		b.header.Set("Content-Length", strconv.Itoa(b.body.Len()))
 	}
 	replaceHeader(b.rw.Header(), b.header)
 	b.rw.WriteHeader(b.Status())

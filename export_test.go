@@ -1,0 +1,5 @@
+package tenant
+
+// WaitAfterCommit waits until the after-commit functions started so far have run, so
+// a test can check what they did, or that none ran.
+func (m *Manager) WaitAfterCommit() { m.hooks.wg.Wait() }
