@@ -13,13 +13,18 @@ import (
 // checks and ends it, and the prefix that keys its statements. Admission makes one per
 // tenant and version; the tenant's requests share it.
 type binding struct {
-	name    string
-	version int64
+	name      string
+	version   int64
+	isolation string // the Manager's, as SQL
 
-	// begin, sent as the transaction's first round trip: BEGIN, then the version
-	// marker locked (before the snapshot is taken, so a migration that commits while
-	// we wait is seen whole; and if it renamed the marker, the lock fails and the
-	// binding is refreshed), then search_path and the tenant.schema marker, both LOCAL.
+	// bind follows BEGIN: the version marker locked (before the snapshot is taken, so
+	// a migration that commits while we wait is seen whole; and if it renamed the
+	// marker, the lock fails and the binding is refreshed), then search_path and the
+	// tenant.schema marker, both LOCAL.
+	bind string
+
+	// begin is the transaction's first round trip at the Manager's isolation level:
+	// BEGIN and bind.
 	begin string
 	// check fails with SQLSTATE 22012 (a division by zero) unless the transaction is
 	// still the one begin bound: the handler did not ROLLBACK, COMMIT, COMMIT AND
@@ -40,16 +45,18 @@ func newBinding(t schema.Tenant, isolation string) *binding {
 	lit := quoteLiteral(t.Name) // the name is valid; quoted all the same
 	check := "SELECT 1/coalesce((current_schema() = " + lit + " AND current_setting('tenant.schema', true) = " + lit +
 		")::int, 0) AS tenant_transaction_intact; "
+	bind := "; LOCK TABLE " + schema.VersionMarker(t).Sanitize() + " IN ACCESS SHARE MODE" +
+		"; SET LOCAL search_path TO " + schema.SearchPath(t.Name) +
+		"; SET LOCAL tenant.schema TO " + lit
 	return &binding{
-		check:   check,
-		name:    t.Name,
-		version: t.Version,
-		begin: "BEGIN ISOLATION LEVEL " + isolation +
-			"; LOCK TABLE " + schema.VersionMarker(t).Sanitize() + " IN ACCESS SHARE MODE" +
-			"; SET LOCAL search_path TO " + schema.SearchPath(t.Name) +
-			"; SET LOCAL tenant.schema TO " + lit,
-		commit:   check + beforeEndSQL + "COMMIT; " + resetSQL,
-		rollback: check + beforeEndSQL + "ROLLBACK; " + resetSQL,
+		check:     check,
+		name:      t.Name,
+		version:   t.Version,
+		isolation: isolation,
+		bind:      bind,
+		begin:     "BEGIN ISOLATION LEVEL " + isolation + bind,
+		commit:    check + beforeEndSQL + "COMMIT; " + resetSQL,
+		rollback:  check + beforeEndSQL + "ROLLBACK; " + resetSQL,
 		key: "/*tenant " + t.Name + " v" + strconv.FormatInt(t.Version, 10) +
 			" " + strconv.FormatUint(uint64(t.OID), 10) + "*/ ",
 	}
@@ -57,6 +64,23 @@ func newBinding(t schema.Tenant, isolation string) *binding {
 
 // sqlIntactCheckFailed is the SQLSTATE of the binding's check (division by zero).
 const sqlIntactCheckFailed = "22012"
+
+// beginWith is begin at another isolation level, read-only or not. A read-only
+// SERIALIZABLE transaction is DEFERRABLE: it waits for a snapshot that cannot fail to
+// serialize, so a long read (an export) never runs again.
+func (b *binding) beginWith(isolation string, readOnly bool) string {
+	if isolation == "" {
+		isolation = b.isolation
+	}
+	mode := ""
+	if readOnly {
+		mode = " READ ONLY"
+		if isolation == "SERIALIZABLE" {
+			mode += " DEFERRABLE"
+		}
+	}
+	return "BEGIN ISOLATION LEVEL " + isolation + mode + b.bind
+}
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 

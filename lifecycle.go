@@ -81,6 +81,9 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, b *binding, 
 	sess, scope, ctx := m.attach(r.Context(), b, tag)
 	defer func() { latest = sess.b }()
 	bw := middleware.NewBufferedWriter(w, m.bufferBytes, func(status int) error {
+		if sess.streamsOpen() { // read-only: it streams with its transaction open
+			return nil
+		}
 		if sess.sawConflict() {
 			_ = sess.finish(ctx, false)
 			return errConflictSeen // nothing has been sent: the request can still run again
@@ -104,7 +107,10 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, b *binding, 
 	finished = true
 
 	if bw.Streaming() {
-		_ = sess.finish(ctx, false)         // already ended by beforeStream; a no-op that guarantees it
+		// Ended by beforeStream (a no-op here that guarantees it), or read-only and open.
+		if err := sess.finish(ctx, bw.Status() < http.StatusBadRequest && !scope.IsRollbackOnly()); err != nil && sess.streamsOpen() {
+			m.log.WarnContext(ctx, "tenant: ending a streamed read-only transaction", slog.String("tenant", name), slog.Any("error", err))
+		}
 		if err := bw.Failed(); err != nil { // nothing reached the client
 			conflict := isRetryable(err) || errors.Is(err, errConflictSeen)
 			switch {

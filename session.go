@@ -63,6 +63,8 @@ type session struct {
 	beginErr      error // the transaction could not begin; wraps the lifecycle error to answer
 	began         bool
 	committed     bool
+	isolation     string // SetIsolation's level as SQL; "" for the Manager's
+	readOnly      bool   // SetReadOnly: READ ONLY, and its response may stream with it open
 }
 
 var _ tenantctx.DB = (*session)(nil)
@@ -104,7 +106,11 @@ func (s *session) begin(ctx context.Context) error {
 		if err != nil {
 			return s.beginFailed(ctx, fmt.Errorf("%w: %w", ErrUnavailable, err))
 		}
-		_, err = conn.Exec(ctx, s.b.begin)
+		begin := s.b.begin
+		if s.isolation != "" || s.readOnly {
+			begin = s.b.beginWith(s.isolation, s.readOnly)
+		}
+		_, err = conn.Exec(ctx, begin)
 		if err == nil {
 			s.conn, s.began = conn, true
 			return nil
@@ -219,6 +225,10 @@ type ending struct {
 // on failures only).
 func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, before, reset string, commit bool) ending {
 	var out ending
+	if pc.IsBusy() { // rows or batch results still unread: the connection cannot be reused
+		out.err, out.close = errResultsOpen, true
+		return out
+	}
 	var script string
 	switch pc.TxStatus() {
 	case 'I': // the handler ended it
@@ -272,6 +282,12 @@ func completed(results []*pgconn.Result, tag string) bool {
 	return false
 }
 
+// errResultsOpen is the error of a transaction whose results were still being read at
+// its end: a handler that left rows open, or a response that began to stream (or ended)
+// inside a loop over rows.
+var errResultsOpen = errors.New("tenant: a query's results were still being read when the transaction had to end: " +
+	"close them first, or make the route tenant.ReadOnly to stream while reading")
+
 // errRollbackFailed marks a failed ROLLBACK: logged, never shown to the client.
 var errRollbackFailed = errors.New("tenant: rollback failed")
 
@@ -310,6 +326,29 @@ func (s *session) end(ctx context.Context, commit, last bool) (retry bool, err e
 	default:
 		return false, fmt.Errorf("%w: %w", ErrCommitFailed, err)
 	}
+}
+
+// setMode sets SetIsolation's and SetReadOnly's options, before the transaction
+// begins.
+func (s *session) setMode(isolation string, readOnly bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.began || s.ended {
+		return ErrTransactionBegun
+	}
+	if isolation != "" {
+		s.isolation = isolation
+	}
+	s.readOnly = s.readOnly || readOnly
+	return nil
+}
+
+// streamsOpen reports whether the response may stream with the transaction open: a
+// read-only transaction has nothing to lose.
+func (s *session) streamsOpen() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.readOnly
 }
 
 // outcome reports whether a transaction began, and whether it committed.

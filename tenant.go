@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -149,11 +148,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if iso == "" {
 		iso = pgx.Serializable
 	}
-	switch iso {
-	case pgx.Serializable, pgx.RepeatableRead, pgx.ReadCommitted, pgx.ReadUncommitted:
-		m.isolation = strings.ToUpper(string(iso))
-	default:
-		return nil, fmt.Errorf("tenant: unknown isolation level %q", iso)
+	var err error
+	if m.isolation, err = isolationSQL(iso); err != nil {
+		return nil, err
 	}
 	if len(cfg.Locales) > 0 {
 		m.negotiator = locale.NewNegotiator(cfg.Locales...)
