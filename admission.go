@@ -31,8 +31,9 @@ func AutoCreate(allow func(ctx context.Context, name string) bool) Admission {
 	return Admission{create: true, allow: allow}
 }
 
-// admissionTimeout bounds the shared catalog check, which outlives the request that
-// started it (concurrent requests for the same name wait on it).
+// admissionTimeout bounds the shared registry check, which may outlive the request
+// that started it (concurrent requests for the same name share it; each waits for it
+// only as long as its own context allows).
 const admissionTimeout = 30 * time.Second
 
 // maxAdmissionEntries bounds the cache under a flood of random names.
@@ -75,10 +76,12 @@ func newAdmitter(p *schema.Provisioner, policy Admission, bind func(schema.Tenan
 func (a *admitter) admit(ctx context.Context, name string) (*binding, error) {
 	b, cached := a.lookup(name)
 	if !cached {
-		v, err, _ := a.group.Do(name, func() (any, error) {
+		ch := a.group.DoChan(name, func() (any, error) {
 			if b, cached := a.lookup(name); cached {
 				return b, nil
 			}
+			// Not the caller's context: the check is shared, and one impatient caller
+			// must not fail the others. Each caller waits only as long as its own allows.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), admissionTimeout)
 			defer cancel()
 			b, err := a.check(cctx, name)
@@ -88,10 +91,15 @@ func (a *admitter) admit(ctx context.Context, name string) (*binding, error) {
 			a.store(name, b)
 			return b, nil
 		})
-		if err != nil {
-			return nil, err
+		select {
+		case res := <-ch:
+			if res.Err != nil {
+				return nil, res.Err
+			}
+			b = res.Val.(*binding)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: waiting for the tenant check: %w", ErrUnavailable, ctx.Err())
 		}
-		b = v.(*binding)
 	}
 	if b == nil {
 		return nil, fmt.Errorf("%w: %q is not a tenant", ErrUnknownTenant, name)

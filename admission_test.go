@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -118,4 +119,44 @@ func TestRecreatedForeignSchemaIsNotTheTenant(t *testing.T) {
 	assert.False(t, ok)
 	_, err = e.mgr.Provisioner().Lookup(ctx, a)
 	assert.ErrorIs(t, err, schema.ErrNotFound)
+}
+
+// A request waiting for another request's check of the same tenant waits only as
+// long as its own context allows: the check is stuck here (its registry query waits on
+// a lock), and the impatient request still returns, 503, while it is.
+func TestAdmissionWaitHonoursItsContext(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, 4, tenant.Config{Resolver: byHeader})
+	a := newTenantName("slowadm")
+	require.NoError(t, e.mgr.Provisioner().Ensure(ctx, a))
+	t.Cleanup(func() { _, _ = e.admin.Exec(ctx, `DROP SCHEMA IF EXISTS "`+a+`" CASCADE`) })
+	lock, err := e.admin.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = lock.Rollback(ctx) }()
+	_, err = lock.Exec(ctx, "LOCK TABLE tenant_registry.tenants IN ACCESS EXCLUSIVE MODE")
+	require.NoError(t, err)
+
+	h := tenant.Middleware(e.mgr)(countItems)
+	first := make(chan int, 1)
+	go func() { first <- do(h, "GET", "/", nil, "X-Tenant", a).Code }() // starts the check, which waits
+	require.Eventually(t, func() bool {
+		return e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%tenant_registry%'`) == 1
+	}, 10*time.Second, 10*time.Millisecond)
+
+	impatient := make(chan int, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		rec := newRecorder()
+		h.ServeHTTP(rec, newRequest(ctx, a))
+		impatient <- rec.Code
+	}()
+	select {
+	case code := <-impatient:
+		assert.Equal(t, 503, code)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request waited for the check past its own deadline")
+	}
+	require.NoError(t, lock.Rollback(ctx))
+	assert.Equal(t, 200, <-first, "the check itself went on and served the first request")
 }

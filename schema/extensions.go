@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,20 +32,33 @@ const extensionsLock = 0
 // gets an error wrapping ErrExtensions that names the SQL a superuser must run.
 // Provisioning calls it; call it yourself to fail early at start-up.
 func (p *Provisioner) EnsureExtensions(ctx context.Context) error {
-	p.sharedMu.Lock()
-	defer p.sharedMu.Unlock()
-	if p.sharedReady {
+	if p.sharedReady.Load() {
 		return nil
 	}
-	err := p.retry(ctx, "extensions", ExtensionsSchema, func() error {
-		return inTx(ctx, p.db, func(tx pgx.Tx) error { return p.ensureSharedTx(ctx, tx) })
+	ch := p.shared.DoChan("shared", func() (any, error) {
+		// Shared by every caller at the time, so not bound to one caller's context;
+		// each waits for it only as long as its own allows. No lock is held across I/O.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
+		defer cancel()
+		err := p.retry(ctx, "extensions", ExtensionsSchema, func() error {
+			return inTx(ctx, p.db, func(tx pgx.Tx) error { return p.ensureSharedTx(ctx, tx) })
+		})
+		if err == nil {
+			p.sharedReady.Store(true)
+		}
+		return nil, err
 	})
-	if err != nil {
-		return err
+	select {
+	case res := <-ch:
+		return res.Err
+	case <-ctx.Done():
+		return fmt.Errorf("schema: waiting for the shared schemas: %w", ctx.Err())
 	}
-	p.sharedReady = true
-	return nil
 }
+
+// sharedTimeout bounds the making of the shared schemas, which may outlive the caller
+// that started it.
+const sharedTimeout = time.Minute
 
 // ensureSharedTx looks before it creates: when everything is there it runs no DDL, and
 // when the role may not create what is missing, the error names all of it.

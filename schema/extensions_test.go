@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
@@ -112,4 +113,38 @@ func dbName(t *testing.T, connString string) string {
 	cfg, err := pgx.ParseConfig(connString)
 	require.NoError(t, err)
 	return cfg.Database
+}
+
+// A caller waiting for the shared schemas that another call is making waits only as
+// long as its own context allows; no lock is held across the work.
+func TestEnsureExtensionsWaitHonoursItsContext(t *testing.T) {
+	ctx := context.Background()
+	pool := setup(t)
+	lock, err := pool.Begin(ctx) // another process making the shared schemas
+	require.NoError(t, err)
+	defer func() { _ = lock.Rollback(ctx) }()
+	_, err = lock.Exec(ctx, "SELECT pg_advisory_xact_lock($1, 0)", 0x54454e54) // the package's key for the shared schemas
+	require.NoError(t, err)
+
+	p := newProvisioner(t, pool, schema.Config{})
+	first := make(chan error, 1)
+	go func() { first <- p.EnsureExtensions(ctx) }()
+	require.Eventually(t, func() bool {
+		return count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock%'`) >= 1
+	}, 10*time.Second, 10*time.Millisecond)
+
+	impatient := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		impatient <- p.EnsureExtensions(ctx)
+	}()
+	select {
+	case err := <-impatient:
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+	case <-time.After(10 * time.Second):
+		t.Fatal("EnsureExtensions waited past its caller's deadline")
+	}
+	require.NoError(t, lock.Rollback(ctx))
+	assert.NoError(t, <-first)
 }

@@ -7,11 +7,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sync/singleflight"
 )
 
 // ErrExists is returned by Create for a tenant that already exists.
@@ -83,8 +84,8 @@ type Provisioner struct {
 	lockTimeout time.Duration
 	log         *slog.Logger
 
-	sharedMu    sync.Mutex
-	sharedReady bool
+	shared      singleflight.Group // the one EnsureExtensions at work
+	sharedReady atomic.Bool
 }
 
 // NewProvisioner checks the configuration (extension names, migration files) and
