@@ -195,3 +195,29 @@ func TestNoTenantNamedLikeThePoolsRole(t *testing.T) {
 	assert.ErrorIs(t, e.mgr.Provisioner().Ensure(ctx, role), schema.ErrReserved)
 	assert.Equal(t, 404, do(tenant.Middleware(e.mgr)(showTenant), "GET", "/", nil, "X-Tenant", role).Code)
 }
+
+// An http.TimeoutHandler inside the middleware answers 503 and returns while its
+// handler goes on: the lifecycle rolls back and releases the connection, and the
+// orphaned handler's later calls fail (ErrSessionEnded) instead of racing it. Run
+// under the race detector.
+func TestTimeoutHandlerInsideTheMiddleware(t *testing.T) {
+	a := newTenantName("tmo")
+	e := newEnv(t, 1, tenant.Config{Resolver: byHeader}, a)
+	orphaned := make(chan error, 1)
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		insertItem(t, r, "before-timeout")
+		<-r.Context().Done() // the TimeoutHandler gave up on us
+		_, err := tenantctx.Session(r.Context()).Exec(context.Background(), "INSERT INTO items (name) VALUES ('after-timeout')")
+		orphaned <- err
+	})
+	h := tenant.Middleware(e.mgr)(http.TimeoutHandler(slow, 100*time.Millisecond, "too slow"))
+	rec := do(h, "POST", "/", nil, "X-Tenant", a)
+	assert.Equal(t, "503 too slow", fmt.Sprint(rec.Code, " ", rec.Body.String()))
+	err := <-orphaned
+	if err != nil {
+		assert.ErrorIs(t, err, tenant.ErrSessionEnded)
+	}
+	poolIdle(t, e)
+	assert.Zero(t, e.items(t, a, "before-timeout"), "rolled back with the 503")
+	assert.Zero(t, e.items(t, a, "after-timeout"))
+}
