@@ -47,11 +47,8 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, b *binding, next
 	if m.negotiator != nil {
 		tag = m.negotiator.Negotiate(r)
 	}
-	body, replayable := bufferBody(r, m.maxBody)
+	body := newReplayBody(r, m.maxBody)
 	attempts := m.attempts
-	if !replayable {
-		attempts = 1
-	}
 	m.repeat(r.Context(), b.name, attempts, func(last bool) bool {
 		var retry bool
 		retry, b = m.serveOnce(w, r, b, tag, next, body, last)
@@ -80,6 +77,9 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, b *binding, 
 	name := b.name
 	sess, scope, ctx := m.attach(r.Context(), b, tag)
 	defer func() { latest = sess.b }()
+	// Whether another attempt may follow is known once this one ran: a handler that
+	// read more of the body than MaxBodyBytes cannot be run again.
+	isLast := func() bool { return last || !body.replayable() }
 	bw := middleware.NewBufferedWriter(w, m.bufferBytes, func(status int) error {
 		if sess.streamsOpen() { // read-only: it streams with its transaction open
 			return nil
@@ -114,7 +114,7 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, b *binding, 
 		if err := bw.Failed(); err != nil { // nothing reached the client
 			conflict := isRetryable(err) || errors.Is(err, errConflictSeen)
 			switch {
-			case conflict && !last:
+			case conflict && !isLast():
 				return true, b
 			case conflict:
 				m.fail(w, r, name, fmt.Errorf("%w: retries exhausted, before streaming: %w", ErrConflict, err))
@@ -137,7 +137,7 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, b *binding, 
 		m.fail(w, r, name, err)
 		return false, b
 	}
-	retry, err := sess.end(ctx, bw.Status() < http.StatusBadRequest && !scope.IsRollbackOnly(), last)
+	retry, err := sess.end(ctx, bw.Status() < http.StatusBadRequest && !scope.IsRollbackOnly(), isLast())
 	switch {
 	case retry:
 		return true, b

@@ -1,10 +1,10 @@
 package tenant
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
+	"sync"
 
 	"github.com/go-chi/chi/v5"
 )
@@ -25,47 +25,77 @@ func attemptRequest(r *http.Request, ctx context.Context, body *replayBody) *htt
 	return r2
 }
 
-// replayBody gives each attempt the request body from the start.
+// replayBody gives each attempt the request body from the start. It reads the body
+// only as the handler does (so Expect: 100-continue works, and a body the handler does
+// not read costs nothing), and keeps what was read, at most limit bytes, for an
+// attempt that runs again. Attempts run one after another; the lock is for a handler
+// that outlived its attempt (a TimeoutHandler's).
 type replayBody struct {
-	data []byte
-	rest io.ReadCloser // the unread remainder of a body too long to replay, else nil
-	used bool
+	mu    sync.Mutex
+	src   io.ReadCloser
+	limit int64
+	kept  []byte // what was read from src, while it fits in limit
+	over  bool   // more than limit was read: nothing is kept, no attempt can replay
+	done  error  // src's final error: io.EOF, or why it failed
 }
 
-// bufferBody reads up to limit bytes of the body. replayable is false when the body
-// was longer (or failed to read): then it can be read once only.
-func bufferBody(r *http.Request, limit int64) (*replayBody, bool) {
+func newReplayBody(r *http.Request, limit int64) *replayBody {
 	if r.Body == nil || r.Body == http.NoBody {
-		return &replayBody{}, true
+		return &replayBody{done: io.EOF}
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return &replayBody{data: data, rest: errReader{err}}, false
-	}
-	if int64(len(data)) > limit {
-		return &replayBody{data: data, rest: r.Body}, false
-	}
-	return &replayBody{data: data}, true
+	return &replayBody{src: r.Body, limit: limit}
 }
 
+// replayable reports whether another attempt can get the whole body the handler read.
+func (b *replayBody) replayable() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.over && (b.done == nil || b.done == io.EOF)
+}
+
+// reader returns the body for an attempt: what earlier attempts read, then the rest.
 func (b *replayBody) reader() io.ReadCloser {
-	if b.rest != nil {
-		if b.used {
-			return io.NopCloser(errReader{io.ErrUnexpectedEOF})
-		}
-		b.used = true
-		return struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(b.data), b.rest), b.rest}
-	}
-	if len(b.data) == 0 {
+	if b.src == nil {
 		return http.NoBody
 	}
-	return io.NopCloser(bytes.NewReader(b.data))
+	return &attemptBody{b: b}
 }
 
-type errReader struct{ err error }
+// attemptBody is one attempt's view of the body. Closing it does nothing: net/http
+// closes the request's body after the handler returns.
+type attemptBody struct {
+	b   *replayBody
+	off int // bytes of the body this attempt has read
+}
 
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
-func (e errReader) Close() error             { return nil }
+func (a *attemptBody) Read(p []byte) (int, error) {
+	b := a.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if a.off < len(b.kept) {
+		n := copy(p, b.kept[a.off:])
+		a.off += n
+		return n, nil
+	}
+	if b.done != nil {
+		return 0, b.done
+	}
+	if b.over && a.off < int(b.limit) { // an attempt after one that read past the limit
+		return 0, io.ErrUnexpectedEOF
+	}
+	n, err := b.src.Read(p)
+	a.off += n
+	switch {
+	case b.over:
+	case int64(len(b.kept)+n) > b.limit:
+		b.over, b.kept = true, nil // too long to keep: this attempt is the only one
+	default:
+		b.kept = append(b.kept, p[:n]...)
+	}
+	if err != nil {
+		b.done = err
+	}
+	return n, err
+}
+
+func (a *attemptBody) Close() error { return nil }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -121,4 +123,63 @@ func TestConcurrentIncrementsSerializable(t *testing.T) {
 	assert.Equal(t, ok, final)
 	assert.Equal(t, 8*25, ok+conflict)
 	assert.Positive(t, ok)
+}
+
+// countingReader counts what is read from it.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// The body is read as the handler reads it, not before: a handler that answers without
+// reading it leaves Expect: 100-continue unanswered, and the client never sends it.
+func TestBodyReadOnlyAsTheHandlerReads(t *testing.T) {
+	a := newTenantName("exc")
+	e := newEnv(t, 2, tenant.Config{Resolver: byHeader}, a)
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "log in first", http.StatusUnauthorized)
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	body := &countingReader{r: strings.NewReader(strings.Repeat("x", 1<<20))}
+	req, err := http.NewRequest("POST", srv.URL, body)
+	require.NoError(t, err)
+	req.ContentLength = 1 << 20
+	req.Header.Set("X-Tenant", a)
+	req.Header.Set("Expect", "100-continue")
+	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 10 * time.Second}}
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Equal(t, 401, resp.StatusCode)
+	assert.Zero(t, body.n.Load(), "the body was never asked for")
+}
+
+// An attempt that read part of the body runs again with all of it: what it read, then
+// the rest.
+func TestRetryAfterAPartialRead(t *testing.T) {
+	a := newTenantName("prt")
+	e := newEnv(t, 2, tenant.Config{Resolver: byHeader}, a)
+	var attempts atomic.Int32
+	sent := strings.Repeat("0123456789", 1000)
+	var got string
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if attempts.Add(1) == 1 {
+			_, _ = io.ReadFull(r.Body, make([]byte, 4))
+			_, _ = tenantctx.Session(r.Context()).Exec(r.Context(), raise("40001", "could not serialize"))
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		got = string(b)
+	}))
+	rec := do(h, "POST", "/", strings.NewReader(sent), "X-Tenant", a)
+	assert.Equal(t, 200, rec.Code)
+	assert.Equal(t, int32(2), attempts.Load())
+	assert.Equal(t, sent, got)
 }

@@ -89,7 +89,10 @@ type Config struct {
 	// Attempts bounds how often a request runs when its transaction fails to serialize
 	// (40001, 40P01, 0A000 cached plan). Default 3. Exhausted: 409.
 	Attempts int
-	// MaxBodyBytes of a request body kept for replay on retry. A longer body runs once.
+	// MaxBodyBytes bounds how much of a request body is kept for an attempt that runs
+	// again: the body is read as the handler reads it, and what it read is kept up to
+	// this much. A handler that reads more runs once (a conflict then answers 409).
+	// Default 1 MiB.
 	// Default 1 MiB.
 	MaxBodyBytes int64
 	// BufferBytes of response held back before streaming. Default 1 MiB.
