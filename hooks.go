@@ -39,8 +39,8 @@ func (m *Manager) afterResponse(w http.ResponseWriter, ctx context.Context, name
 	if len(fns) == 0 || !succeeded(sess, scope, status < http.StatusBadRequest) {
 		return
 	}
+	m.hooks.wg.Add(1) // counted before the answer leaves: whoever saw it can wait for them
 	_ = http.NewResponseController(w).Flush()
-	m.hooks.wg.Add(1)
 	go func() {
 		defer m.hooks.wg.Done()
 		m.hooks.run(ctx, name, fns)

@@ -1,13 +1,10 @@
 package tenant
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
-	"time"
 
 	"golang.org/x/text/language"
 
@@ -48,38 +45,22 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, b *binding, next
 		tag = m.negotiator.Negotiate(r)
 	}
 	body := newReplayBody(r, m.maxBody)
-	attempts := m.attempts
-	m.repeat(r.Context(), b.name, attempts, func(last bool) bool {
+	m.repeat(r.Context(), b.name, func(last func() bool) bool {
 		var retry bool
 		retry, b = m.serveOnce(w, r, b, tag, next, body, last)
 		return retry
 	})
 }
 
-// repeat calls once until it asks for no retry, at most n times (the last call is
-// told so), pausing between calls; it reports false when ctx ended during a pause.
-func (m *Manager) repeat(ctx context.Context, name string, n int, once func(last bool) (retry bool)) bool {
-	for attempt := 1; ; attempt++ {
-		if !once(attempt == n) {
-			return true
-		}
-		m.log.DebugContext(ctx, "tenant: transaction conflict, running again",
-			slog.String("tenant", name), slog.Int("attempt", attempt))
-		if !pause(ctx, attempt) {
-			return false
-		}
-	}
-}
-
 // serveOnce runs one attempt and reports whether it should run again, and the binding
 // the next attempt starts from (refreshed when a migration moved the tenant's version).
-func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, b *binding, tag language.Tag, next http.Handler, body *replayBody, last bool) (retry bool, latest *binding) {
+func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, b *binding, tag language.Tag, next http.Handler, body *replayBody, last func() bool) (retry bool, latest *binding) {
 	name := b.name
 	sess, scope, ctx := m.attach(r.Context(), b, tag)
 	defer func() { latest = sess.b }()
 	// Whether another attempt may follow is known once this one ran: a handler that
 	// read more of the body than MaxBodyBytes cannot be run again.
-	isLast := func() bool { return last || !body.replayable() }
+	isLast := func() bool { return !body.replayable() || last() }
 	bw := middleware.NewBufferedWriter(w, m.bufferBytes, func(status int) error {
 		if sess.streamsOpen() { // read-only: it streams with its transaction open
 			return nil
@@ -137,7 +118,7 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, b *binding, 
 		m.fail(w, r, name, err)
 		return false, b
 	}
-	retry, err := sess.end(ctx, bw.Status() < http.StatusBadRequest && !scope.IsRollbackOnly(), isLast())
+	retry, err := sess.end(ctx, bw.Status() < http.StatusBadRequest && !scope.IsRollbackOnly(), isLast)
 	switch {
 	case retry:
 		return true, b
@@ -173,18 +154,4 @@ func (m *Manager) fail(w http.ResponseWriter, r *http.Request, name string, err 
 	m.log.Log(r.Context(), level, "tenant: request failed", slog.String("tenant", name),
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
 	m.onError(w, r, err)
-}
-
-// pause waits a little, growing with the attempt and jittered, so transactions that
-// collided do not collide again in step. It reports false if ctx ended.
-func pause(ctx context.Context, attempt int) bool {
-	d := time.Duration(attempt) * time.Millisecond
-	t := time.NewTimer(d/2 + rand.N(d))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -102,7 +102,7 @@ func TestPgBouncerWithoutPreparedStatements(t *testing.T) {
 	ctx := context.Background()
 	dsn := behindBouncer(t, 1) // one server connection: the two clients below share it
 	a, b := newTenantName("pgpa"), newTenantName("pgpb")
-	e := newEnvOn(t, dsn, 2, nil, tenant.Config{Resolver: byHeader}, a, b)
+	e := newEnvOn(t, dsn, 2, nil, tenant.Config{Resolver: byHeader, Attempts: 2}, a, b) // a lost statement runs again once
 	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var n int
 		err := tenantctx.Session(r.Context()).QueryRow(r.Context(), "SELECT count(*) FROM items WHERE name = $1", "x").Scan(&n)

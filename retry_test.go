@@ -2,6 +2,7 @@ package tenant_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -111,18 +112,23 @@ func TestLongBodyRunsOnce(t *testing.T) {
 	assert.Equal(t, "a body of more than eight bytes", got, "the handler still reads the whole body")
 }
 
-// Many concurrent read-modify-write increments of one counter under SERIALIZABLE:
-// the counter ends equal to the number of 2xx answers (every 2xx committed, nothing
-// else did).
+// Many concurrent read-modify-write increments of one counter under SERIALIZABLE
+// (16 clients x 25): the counter ends equal to the number of 2xx answers (every 2xx
+// committed, nothing else did), and retries within the budget win: at most 2% of the
+// requests answer 409, with pools of 4 and 16 connections.
 func TestConcurrentIncrementsSerializable(t *testing.T) {
-	a := newTenantName("ctr")
-	e := newEnv(t, 8, tenant.Config{Resolver: byHeader}, a)
-	ok, conflict := hammer(t, tenant.Middleware(e.mgr)(incrementCounter), a, 8, 25)
-	final := e.count(t, `SELECT value FROM "`+a+`".counter WHERE id = 1`)
-	t.Logf("2xx=%d 409=%d retries logged=%d", ok, conflict, strings.Count(e.logs.String(), "transaction conflict, running again"))
-	assert.Equal(t, ok, final)
-	assert.Equal(t, 8*25, ok+conflict)
-	assert.Positive(t, ok)
+	for _, conns := range []int32{4, 16} {
+		t.Run(fmt.Sprint("pool=", conns), func(t *testing.T) {
+			a := newTenantName("ctr")
+			e := newEnv(t, conns, tenant.Config{Resolver: byHeader}, a)
+			ok, conflict := hammer(t, tenant.Middleware(e.mgr)(incrementCounter), a, 16, 25)
+			final := e.count(t, `SELECT value FROM "`+a+`".counter WHERE id = 1`)
+			t.Logf("2xx=%d 409=%d retries=%d", ok, conflict, strings.Count(e.logs.String(), "transaction conflict, running again"))
+			assert.Equal(t, ok, final)
+			assert.Equal(t, 16*25, ok+conflict)
+			assert.LessOrEqual(t, conflict, 16*25*2/100)
+		})
+	}
 }
 
 // countingReader counts what is read from it.

@@ -27,7 +27,8 @@ func WithLocale(tag language.Tag) RunOption {
 // commits when fn returns nil, rolls back when it returns an error or panics (the
 // panic goes on). fn's error is returned unchanged, except after a conflict: a
 // serialization failure, deadlock or stale plan (seen by the session even when fn
-// swallowed it) runs fn again, up to Config.Attempts, and when attempts run out Run
+// swallowed it) runs fn again, within Config.RetryTimeout (or ctx's deadline) and
+// Config.Attempts, and when they run out Run
 // returns an error matching ErrConflict (and wrapping fn's error, if any); IsConflict
 // reports it. Functions registered with tenantctx.AfterCommit run after the commit
 // (or, when fn never queried, after fn succeeded), before Run returns.
@@ -40,7 +41,7 @@ func (m *Manager) Run(ctx context.Context, name string, fn func(ctx context.Cont
 	if err != nil {
 		return err
 	}
-	if !m.repeat(ctx, name, m.attempts, func(last bool) (retry bool) {
+	if !m.repeat(ctx, name, func(last func() bool) (retry bool) {
 		retry, b, err = m.runOnce(ctx, b, fn, settings, last)
 		return retry
 	}) {
@@ -49,7 +50,7 @@ func (m *Manager) Run(ctx context.Context, name string, fn func(ctx context.Cont
 	return err
 }
 
-func (m *Manager) runOnce(ctx context.Context, b *binding, fn func(context.Context) error, s runSettings, last bool) (retry bool, latest *binding, err error) {
+func (m *Manager) runOnce(ctx context.Context, b *binding, fn func(context.Context) error, s runSettings, last func() bool) (retry bool, latest *binding, err error) {
 	sess, scope, ctx := m.attach(ctx, b, s.locale)
 	defer func() { latest = sess.b }()
 

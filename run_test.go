@@ -19,7 +19,7 @@ import (
 func TestRun(t *testing.T) {
 	ctx := context.Background()
 	a := newTenantName("run")
-	e := newEnv(t, 2, tenant.Config{Locales: []language.Tag{language.English, language.German}}, a)
+	e := newEnv(t, 2, tenant.Config{Locales: []language.Tag{language.English, language.German}, Attempts: 3}, a)
 	insert := func(name string) func(context.Context) error {
 		return func(ctx context.Context) error {
 			assert.Equal(t, a, tenantctx.Schema(ctx))

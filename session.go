@@ -291,20 +291,21 @@ var errResultsOpen = errors.New("tenant: a query's results were still being read
 // errRollbackFailed marks a failed ROLLBACK: logged, never shown to the client.
 var errRollbackFailed = errors.New("tenant: rollback failed")
 
-// end finishes one attempt; last says no attempt follows. A transaction that saw a
+// end finishes one attempt; last reports whether no attempt may follow (asked only
+// when one would be wanted). A transaction that saw a
 // conflict rolls back and asks to run again (unless last: ErrConflict, or
 // ErrPreparedStatements when a cached statement was missing again). Otherwise it
 // commits or rolls back as asked; a COMMIT that fails with a conflict asks to run
 // again (unless last: ErrConflict), any other COMMIT failure is ErrCommitFailed. A
 // transaction the handler ended is ErrTransactionLost (with ErrCommitFailed when it
 // was to commit). A failed ROLLBACK is errRollbackFailed.
-func (s *session) end(ctx context.Context, commit, last bool) (retry bool, err error) {
+func (s *session) end(ctx context.Context, commit bool, last func() bool) (retry bool, err error) {
 	if conflict, lostStatement, _ := s.state(); conflict {
 		err := s.finish(ctx, false)
 		switch {
 		case errors.Is(err, ErrTransactionLost):
 			return false, err
-		case !last:
+		case !last():
 			return true, nil
 		case lostStatement:
 			return false, ErrPreparedStatements
@@ -319,7 +320,7 @@ func (s *session) end(ctx context.Context, commit, last bool) (retry bool, err e
 		return false, fmt.Errorf("%w: %w", ErrCommitFailed, err)
 	case errors.Is(err, ErrTransactionLost), !commit:
 		return false, err
-	case isRetryable(err) && !last:
+	case isRetryable(err) && !last():
 		return true, nil
 	case isRetryable(err):
 		return false, fmt.Errorf("%w: retries exhausted: %w", ErrConflict, err)

@@ -51,7 +51,6 @@ var (
 
 // Defaults for Config's zero values.
 const (
-	DefaultAttempts     = 3
 	DefaultMaxBodyBytes = 1 << 20
 	DefaultHitTTL       = time.Minute
 	DefaultMissTTL      = 2 * time.Second
@@ -86,8 +85,14 @@ type Config struct {
 
 	// Isolation of request transactions. Default pgx.Serializable.
 	Isolation pgx.TxIsoLevel
-	// Attempts bounds how often a request runs when its transaction fails to serialize
-	// (40001, 40P01, 0A000 cached plan). Default 3. Exhausted: 409.
+	// RetryTimeout bounds how long a request keeps running again when its transaction
+	// meets a conflict (serialization failure 40001, deadlock 40P01, stale plan): the
+	// request's context deadline if sooner, else this long after its first attempt
+	// (default 5 s). Pauses between attempts grow exponentially with full jitter.
+	// Spent: 409.
+	RetryTimeout time.Duration
+	// Attempts, when set, also bounds how often a request runs. Default 0: no bound but
+	// RetryTimeout.
 	Attempts int
 	// MaxBodyBytes bounds how much of a request body is kept for an attempt that runs
 	// again: the body is read as the handler reads it, and what it read is kept up to
@@ -122,30 +127,32 @@ type Config struct {
 // Manager wires the pool, provisioning, admission and the session lifecycle. It is
 // safe for concurrent use; make one per database.
 type Manager struct {
-	pool        *pgxpool.Pool
-	ownPool     bool
-	provisioner *schema.Provisioner
-	admission   *admitter
-	resolver    middleware.Resolver
-	negotiator  *locale.Negotiator // nil without Config.Locales
-	isolation   string
-	attempts    int
-	maxBody     int64
-	bufferBytes int
-	log         *slog.Logger
-	onError     middleware.ErrorHandler
-	hooks       *hooks
+	pool         *pgxpool.Pool
+	ownPool      bool
+	provisioner  *schema.Provisioner
+	admission    *admitter
+	resolver     middleware.Resolver
+	negotiator   *locale.Negotiator // nil without Config.Locales
+	isolation    string
+	attempts     int
+	retryTimeout time.Duration
+	maxBody      int64
+	bufferBytes  int
+	log          *slog.Logger
+	onError      middleware.ErrorHandler
+	hooks        *hooks
 }
 
 // New checks cfg and returns a Manager. It does not connect: the first request does.
 func New(ctx context.Context, cfg Config) (*Manager, error) {
 	m := &Manager{
-		resolver:    cfg.Resolver,
-		attempts:    cfg.Attempts,
-		maxBody:     cfg.MaxBodyBytes,
-		bufferBytes: cfg.BufferBytes,
-		log:         cfg.Logger,
-		onError:     cfg.ErrorHandler,
+		resolver:     cfg.Resolver,
+		attempts:     cfg.Attempts,
+		retryTimeout: cfg.RetryTimeout,
+		maxBody:      cfg.MaxBodyBytes,
+		bufferBytes:  cfg.BufferBytes,
+		log:          cfg.Logger,
+		onError:      cfg.ErrorHandler,
 	}
 	iso := cfg.Isolation
 	if iso == "" {
@@ -158,8 +165,8 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if len(cfg.Locales) > 0 {
 		m.negotiator = locale.NewNegotiator(cfg.Locales...)
 	}
-	if m.attempts <= 0 {
-		m.attempts = DefaultAttempts
+	if m.retryTimeout <= 0 {
+		m.retryTimeout = DefaultRetryTimeout
 	}
 	if m.maxBody <= 0 {
 		m.maxBody = DefaultMaxBodyBytes
