@@ -28,7 +28,9 @@ type binding struct {
 	begin string
 	// check fails with SQLSTATE 22012 (a division by zero) unless the transaction is
 	// still the one begin bound: the handler did not ROLLBACK, COMMIT, COMMIT AND
-	// CHAIN, RESET ALL or change search_path.
+	// CHAIN, RESET ALL or change search_path. It also answers the transaction's id if
+	// it wrote (NULL if it did not), to learn whether it committed should the
+	// connection die before COMMIT's reply.
 	check string
 	// commit and rollback run the check, the part of the reset that may run before
 	// the end (beforeEndSQL), end the transaction, and reset the connection (resetSQL),
@@ -44,7 +46,7 @@ type binding struct {
 func newBinding(t schema.Tenant, isolation string) *binding {
 	lit := quoteLiteral(t.Name) // the name is valid; quoted all the same
 	check := "SELECT 1/coalesce((current_schema() = " + lit + " AND current_setting('tenant.schema', true) = " + lit +
-		")::int, 0) AS tenant_transaction_intact; "
+		")::int, 0) AS tenant_transaction_intact, pg_current_xact_id_if_assigned()::text AS tenant_xid; "
 	bind := "; LOCK TABLE " + schema.VersionMarker(t).Sanitize() + " IN ACCESS SHARE MODE" +
 		"; SET LOCAL search_path TO " + schema.SearchPath(t.Name) +
 		"; SET LOCAL tenant.schema TO " + lit

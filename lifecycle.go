@@ -62,12 +62,12 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, b *binding, 
 	// read more of the body than MaxBodyBytes cannot be run again.
 	isLast := func() bool { return !body.replayable() || last() }
 	bw := middleware.NewBufferedWriter(w, m.bufferBytes, func(status int) error {
-		if sess.streamsOpen() { // read-only: it streams with its transaction open
-			return nil
-		}
 		if sess.sawConflict() {
 			_ = sess.finish(ctx, false)
 			return errConflictSeen // nothing has been sent: the request can still run again
+		}
+		if sess.streamsOpen() { // read-only: it streams with its transaction open
+			return nil
 		}
 		return sess.finish(ctx, status < http.StatusBadRequest && !scope.IsRollbackOnly())
 	})
@@ -93,10 +93,13 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, b *binding, 
 			m.log.WarnContext(ctx, "tenant: ending a streamed read-only transaction", slog.String("tenant", name), slog.Any("error", err))
 		}
 		if err := bw.Failed(); err != nil { // nothing reached the client
-			conflict := isRetryable(err) || errors.Is(err, errConflictSeen)
+			rerun := errors.Is(err, errRerun) || sess.lostConnection()
+			conflict := rerun || isRetryable(err) || errors.Is(err, errConflictSeen)
 			switch {
 			case conflict && !isLast():
 				return true, b
+			case rerun:
+				m.fail(w, r, name, fmt.Errorf("%w: the connection died, retries exhausted, before streaming: %w", ErrUnavailable, err))
 			case conflict:
 				m.fail(w, r, name, fmt.Errorf("%w: retries exhausted, before streaming: %w", ErrConflict, err))
 			default:

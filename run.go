@@ -28,9 +28,9 @@ func WithLocale(tag language.Tag) RunOption {
 // panic goes on). fn's error is returned unchanged, except after a conflict: a
 // serialization failure, deadlock or stale plan (seen by the session even when fn
 // swallowed it) runs fn again, within Config.RetryTimeout (or ctx's deadline) and
-// Config.Attempts, and when they run out Run
-// returns an error matching ErrConflict (and wrapping fn's error, if any); IsConflict
-// reports it. Functions registered with tenantctx.AfterCommit run after the commit
+// Config.Attempts, and when they run out Run returns an error matching ErrConflict
+// (and wrapping fn's error, if any); IsConflict reports it. A connection that died
+// before COMMIT ran also runs fn again (ErrUnavailable when none may follow). Functions registered with tenantctx.AfterCommit run after the commit
 // (or, when fn never queried, after fn succeeded), before Run returns.
 func (m *Manager) Run(ctx context.Context, name string, fn func(ctx context.Context) error, opts ...RunOption) error {
 	settings := runSettings{locale: m.DefaultLocale()}

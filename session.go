@@ -58,6 +58,7 @@ type session struct {
 	ended         bool
 	conflict      bool  // a serialization failure, deadlock or stale plan was seen
 	lostStatement bool  // ... or a cached statement missing on the server
+	connLost      bool  // the connection died: the transaction with it, nothing committed
 	lost          bool  // the handler ended or unbound the transaction
 	dirty         bool  // SQL that leaves state the reset cannot remove: close the connection
 	beginErr      error // the transaction could not begin; wraps the lifecycle error to answer
@@ -99,9 +100,11 @@ func (s *session) use(ctx context.Context, sql string) (*pgx.Conn, error) {
 // begin acquires a connection and binds a transaction to the tenant. When the version
 // marker moved (a migration ran, or the tenant was dropped) it asks admission again
 // once: a new version begins with the new binding, a tenant gone fails with
-// ErrUnknownTenant.
+// ErrUnknownTenant. A pooled connection found dead (its backend was terminated) is
+// replaced, twice at most.
 func (s *session) begin(ctx context.Context) error {
-	for refreshed := false; ; refreshed = true {
+	refreshed, deadConns := false, 0
+	for {
 		conn, err := s.pool.Acquire(ctx)
 		if err != nil {
 			return s.beginFailed(ctx, fmt.Errorf("%w: %w", ErrUnavailable, err))
@@ -114,6 +117,11 @@ func (s *session) begin(ctx context.Context) error {
 		if err == nil {
 			s.conn, s.began = conn, true
 			return nil
+		}
+		if conn.Conn().IsClosed() && deadConns < 2 && ctx.Err() == nil {
+			conn.Release() // pgxpool drops it
+			deadConns++
+			continue
 		}
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) {
@@ -132,7 +140,7 @@ func (s *session) begin(ctx context.Context) error {
 		if err != nil {
 			return s.beginFailed(ctx, err)
 		}
-		s.b = b
+		s.b, refreshed = b, true
 	}
 }
 
@@ -145,10 +153,10 @@ func (s *session) beginFailed(ctx context.Context, err error) error {
 	return err
 }
 
-// note remembers errors that call for running the request again: conflicts, and a
-// cached statement the server does not have (a DEALLOCATE by server-side code, or
-// PgBouncer without prepared statements: if it happens on the last attempt too, it is
-// ErrPreparedStatements).
+// note remembers errors that call for running the request again: conflicts, a cached
+// statement the server does not have (a DEALLOCATE by server-side code, or PgBouncer
+// without prepared statements: if it happens on the last attempt too, it is
+// ErrPreparedStatements), and a connection that died mid-transaction.
 func (s *session) note(err error) {
 	switch {
 	case err == nil:
@@ -156,6 +164,11 @@ func (s *session) note(err error) {
 		s.conflict, s.lostStatement = true, true
 	case isRetryable(err):
 		s.conflict = true
+	case s.conn != nil && s.conn.Conn().IsClosed() && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
+		// The connection died (a terminated backend, a restart, the network): the
+		// transaction died with it, uncommitted, so the request may run again. Not
+		// when the handler's own deadline closed it: the handler's answer stands.
+		s.conflict, s.connLost = true, true
 	}
 }
 
@@ -164,6 +177,13 @@ func (s *session) state() (conflict, lostStatement bool, beginErr error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.conflict, s.lostStatement, s.beginErr
+}
+
+// lostConnection reports whether the connection died under the transaction.
+func (s *session) lostConnection() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.connLost
 }
 
 func (s *session) sawConflict() bool {
@@ -188,7 +208,12 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 		}
 		return nil
 	}
-	defer conn.Release() // whatever happens below: pgxpool drops a connection that is not idle
+	released := false
+	defer func() { // whatever happens below: pgxpool drops a connection that is not idle
+		if !released {
+			conn.Release()
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 
@@ -200,22 +225,64 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 	if end.close || dirty {
 		_ = conn.Conn().Close(ctx)
 	}
+	conn.Release() // before resolve, which needs a connection of the pool
+	released = true
+	if end.xid != "" {
+		known := false
+		if end.committed, known = resolveCommit(ctx, s.pool, end.xid); !known {
+			end.err = fmt.Errorf("%w: transaction %s", errCommitUnknown, end.xid)
+		}
+		end.rerun = known && !end.committed
+	}
 	s.committed = end.committed
 	switch {
 	case lost || end.lost:
 		return fmt.Errorf("%w (tenant %q)", ErrTransactionLost, s.b.name)
+	case end.rerun:
+		return errRerun
 	case end.err != nil && !commit:
 		return fmt.Errorf("%w: %w", errRollbackFailed, end.err)
 	}
 	return end.err
 }
 
+// errRerun means the connection died before COMMIT ran (or the transaction wrote
+// nothing): nothing committed, so the request may run again.
+var errRerun = errors.New("tenant: the connection died before the transaction committed")
+
+// errCommitUnknown means the connection died in the round trip that ended the
+// transaction, and nothing says whether COMMIT ran: the request fails (500) and is not
+// run again, which could write twice.
+var errCommitUnknown = errors.New("tenant: the connection died during COMMIT, and its outcome is unknown")
+
+// resolveCommit asks, on another connection, whether transaction xid committed: for a
+// COMMIT whose reply was lost with its connection. It asks until the database answers
+// (a restart takes a moment) or ctx ends; known is false then.
+func resolveCommit(ctx context.Context, pool *pgxpool.Pool, xid string) (committed, known bool) {
+	for {
+		var status *string
+		err := pool.QueryRow(ctx, "SELECT pg_xact_status($1::xid8)", xid).Scan(&status)
+		if err == nil && status != nil && *status != "in progress" {
+			return *status == "committed", true
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false, false
+		}
+	}
+}
+
 // ending is what endTransaction did.
 type ending struct {
-	committed bool  // COMMIT succeeded
-	lost      bool  // the transaction was not the one begun: rolled back
-	close     bool  // the reset may not have run: the connection must not be reused
-	err       error // COMMIT's or ROLLBACK's failure, or pgx.ErrTxCommitRollback
+	committed bool   // COMMIT succeeded
+	lost      bool   // the transaction was not the one begun: rolled back
+	close     bool   // the reset may not have run: the connection must not be reused
+	rerun     bool   // the connection died before COMMIT ran, or with nothing written: run again
+	xid       string // the connection died after the check: COMMIT's outcome is this transaction's
+	err       error  // COMMIT's or ROLLBACK's failure, pgx.ErrTxCommitRollback, or errCommitUnknown
 }
 
 // endTransaction sends the binding's check, the reset's part that runs before the
@@ -225,6 +292,10 @@ type ending struct {
 // on failures only).
 func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, before, reset string, commit bool) ending {
 	var out ending
+	if pc.IsClosed() { // it died before the end was sent: nothing committed
+		out.close, out.rerun = true, commit
+		return out
+	}
 	if pc.IsBusy() { // rows or batch results still unread: the connection cannot be reused
 		out.err, out.close = errResultsOpen, true
 		return out
@@ -262,6 +333,11 @@ func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, before, 
 		out.close = err != nil
 	case ended || out.lost: // ended as asked; a reset statement failed
 		out.close = true
+	case pc.IsClosed(): // the connection died before COMMIT's (or ROLLBACK's) reply
+		out.close = true
+		if commit && strings.HasPrefix(script, b.check) {
+			out.xid, out.rerun, out.err = diedAtCommit(results, err)
+		}
 	case pc.TxStatus() == 'I' && !pc.IsClosed(): // COMMIT or ROLLBACK failed, so the reset did not run
 		out.err = err
 		_, err = pc.Exec(ctx, before+reset).ReadAll()
@@ -270,6 +346,28 @@ func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, before, 
 		out.err, out.close = err, true
 	}
 	return out
+}
+
+// diedAtCommit tells, for a connection that died in the round trip that was to commit,
+// what can be known from the results that came back. The check (the first statement)
+// answers the transaction's id if it wrote: with it, the outcome can be asked for;
+// without (it wrote nothing) there is nothing to lose by running again. If the check's
+// row never came, the server's own FATAL did, which means it died before finishing the
+// check, so before COMMIT (it sends its output in order): nothing committed. A network
+// failure leaves the outcome unknown (pgconn.SafeToRetry cannot tell: a failed read
+// comes back as "conn closed", which it calls safe).
+func diedAtCommit(results []*pgconn.Result, err error) (xid string, rerun bool, unknown error) {
+	if len(results) > 0 && results[0].Err == nil && len(results[0].Rows) == 1 && len(results[0].Rows[0]) == 2 {
+		if xid := string(results[0].Rows[0][1]); xid != "" {
+			return xid, false, nil
+		}
+		return "", true, nil
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return "", true, nil
+	}
+	return "", false, fmt.Errorf("%w: %w", errCommitUnknown, err)
 }
 
 // completed reports whether a statement with the given command tag completed.
@@ -292,13 +390,14 @@ var errResultsOpen = errors.New("tenant: a query's results were still being read
 var errRollbackFailed = errors.New("tenant: rollback failed")
 
 // end finishes one attempt; last reports whether no attempt may follow (asked only
-// when one would be wanted). A transaction that saw a
-// conflict rolls back and asks to run again (unless last: ErrConflict, or
-// ErrPreparedStatements when a cached statement was missing again). Otherwise it
-// commits or rolls back as asked; a COMMIT that fails with a conflict asks to run
-// again (unless last: ErrConflict), any other COMMIT failure is ErrCommitFailed. A
-// transaction the handler ended is ErrTransactionLost (with ErrCommitFailed when it
-// was to commit). A failed ROLLBACK is errRollbackFailed.
+// when one would be wanted). A transaction that saw a conflict, or lost its connection,
+// rolls back and asks to run again (unless last: ErrConflict, ErrPreparedStatements
+// when a cached statement was missing again, ErrUnavailable when the connection died).
+// Otherwise it commits or rolls back as asked; a COMMIT that fails with a conflict, or
+// whose connection died before it committed, asks to run again (unless last:
+// ErrConflict, ErrUnavailable); any other COMMIT failure, one whose outcome is unknown
+// included, is ErrCommitFailed. A transaction the handler ended is ErrTransactionLost
+// (with ErrCommitFailed when it was to commit). A failed ROLLBACK is errRollbackFailed.
 func (s *session) end(ctx context.Context, commit bool, last func() bool) (retry bool, err error) {
 	if conflict, lostStatement, _ := s.state(); conflict {
 		err := s.finish(ctx, false)
@@ -309,6 +408,8 @@ func (s *session) end(ctx context.Context, commit bool, last func() bool) (retry
 			return true, nil
 		case lostStatement:
 			return false, ErrPreparedStatements
+		case s.lostConnection():
+			return false, fmt.Errorf("%w: the connection died, and retries are exhausted", ErrUnavailable)
 		}
 		return false, fmt.Errorf("%w: retries exhausted", ErrConflict)
 	}
@@ -316,6 +417,10 @@ func (s *session) end(ctx context.Context, commit bool, last func() bool) (retry
 	switch {
 	case err == nil:
 		return false, nil
+	case errors.Is(err, errRerun) && !last():
+		return true, nil
+	case errors.Is(err, errRerun):
+		return false, fmt.Errorf("%w: retries exhausted: %w", ErrUnavailable, err)
 	case errors.Is(err, ErrTransactionLost) && commit:
 		return false, fmt.Errorf("%w: %w", ErrCommitFailed, err)
 	case errors.Is(err, ErrTransactionLost), !commit:
