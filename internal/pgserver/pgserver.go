@@ -37,6 +37,7 @@ type Server struct {
 	Port int
 
 	bin      string
+	opts     string // the server's command-line options, for Restart
 	cred     *syscall.Credential
 	temp     bool
 	attached bool // found running in Dir: another process owns it, Stop leaves it alone
@@ -49,6 +50,11 @@ type Options struct {
 	Dir string
 	// Port on 127.0.0.1; 0 picks a free one.
 	Port int
+	// Settings are more server settings, "name=value", applied after the defaults
+	// (fsync, synchronous_commit and full_page_writes off: fast, not crash-safe), so
+	// they may override them: "synchronous_commit=on" makes a commit survive a crash
+	// of the server (Restart in immediate mode), though not one of the machine.
+	Settings []string
 }
 
 // FindBinaries returns the directory holding initdb and pg_ctl: PATH first, then the
@@ -120,14 +126,41 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}
 	// Durability is not wanted here: fsync off makes tests and the demo fast.
-	o := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+	s.opts = fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
 		s.Port, s.Dir)
-	if err := s.run(ctx, "pg_ctl", "-D", s.Dir, "-l", filepath.Join(s.Dir, "server.log"), "-o", o, "-w", "-t", "60", "start"); err != nil {
+	for _, setting := range opts.Settings {
+		s.opts += " -c " + setting
+	}
+	if err := s.start(ctx); err != nil {
 		s.cleanup()
 		return nil, err
 	}
 	s.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.Port)
 	return s, nil
+}
+
+func (s *Server) start(ctx context.Context) error {
+	return s.run(ctx, "pg_ctl", "-D", s.Dir, "-l", filepath.Join(s.Dir, "server.log"), "-o", s.opts, "-w", "-t", "60", "start")
+}
+
+// ErrAttached means the cluster belongs to another process: Restart leaves it alone.
+var ErrAttached = errors.New("pgserver: the cluster was started by another process")
+
+// Restart stops the cluster and starts it again on the same port, waiting until it
+// accepts connections. mode is pg_ctl's shutdown mode: "fast" ends every session and
+// checkpoints; "immediate" kills the server like a crash, and the start recovers from
+// the write-ahead log.
+func (s *Server) Restart(ctx context.Context, mode string) error {
+	if s.attached {
+		return ErrAttached
+	}
+	if mode != "smart" && mode != "fast" && mode != "immediate" {
+		return fmt.Errorf("pgserver: shutdown mode %q: want smart, fast or immediate", mode)
+	}
+	if err := s.run(ctx, "pg_ctl", "-D", s.Dir, "-m", mode, "-w", "stop"); err != nil {
+		return err
+	}
+	return s.start(ctx)
 }
 
 // Stop shuts the cluster down (fast mode) and removes a temporary data directory.

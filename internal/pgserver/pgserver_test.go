@@ -75,3 +75,32 @@ func TestFindBinaries(t *testing.T) {
 	assert.FileExists(t, filepath.Join(dir, "initdb"))
 	assert.FileExists(t, filepath.Join(dir, "pg_ctl"))
 }
+
+// Restart in either mode keeps what was committed, with synchronous_commit on even
+// through a crash, and the port stays the same.
+func TestRestart(t *testing.T) {
+	ctx := context.Background()
+	srv, err := pgserver.Start(ctx, pgserver.Options{Settings: []string{"synchronous_commit=on"}})
+	require.NoError(t, err, pgserver.InstallHint)
+	defer func() { assert.NoError(t, srv.Stop()) }()
+	query := func(sql string) int {
+		conn, err := pgx.Connect(ctx, srv.URL)
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+		var n int
+		require.NoError(t, conn.QueryRow(ctx, sql).Scan(&n))
+		return n
+	}
+	conn, err := pgx.Connect(ctx, srv.URL)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "CREATE TABLE kept (x int)")
+	require.NoError(t, err)
+	require.NoError(t, conn.Close(ctx))
+	assert.Equal(t, 1, query("SELECT count(*) FROM pg_settings WHERE name = 'synchronous_commit' AND setting = 'on'"))
+	for i, mode := range []string{"fast", "immediate"} {
+		query("WITH i AS (INSERT INTO kept VALUES (1) RETURNING x) SELECT count(*) FROM i")
+		require.NoError(t, srv.Restart(ctx, mode))
+		assert.Equal(t, i+1, query("SELECT count(*) FROM kept"), mode)
+	}
+	assert.Error(t, srv.Restart(ctx, "now"))
+}
