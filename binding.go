@@ -34,8 +34,11 @@ type binding struct {
 	check string
 	// commit and rollback run the check, the part of the reset that may run before
 	// the end (beforeEndSQL), end the transaction, and reset the connection (resetSQL),
-	// in one round trip: COMMIT never runs for a transaction not ours.
+	// in one round trip: COMMIT never runs for a transaction not ours. commitApart is
+	// commit in two scripts, sent together (execEach): the server answers the check,
+	// with the transaction's id, before COMMIT begins.
 	commit, rollback string
+	commitApart      []string
 	// key prefixes every statement of the tenant's requests, so pgx caches (and
 	// PostgreSQL plans) a statement per tenant schema and version: parameter types
 	// inferred for one tenant's tables, for an older migration, or for a schema of the
@@ -51,14 +54,15 @@ func newBinding(t schema.Tenant, isolation string) *binding {
 		"; SET LOCAL search_path TO " + schema.SearchPath(t.Name) +
 		"; SET LOCAL tenant.schema TO " + lit
 	return &binding{
-		check:     check,
-		name:      t.Name,
-		version:   t.Version,
-		isolation: isolation,
-		bind:      bind,
-		begin:     "BEGIN ISOLATION LEVEL " + isolation + bind,
-		commit:    check + beforeEndSQL + "COMMIT; " + resetSQL,
-		rollback:  check + beforeEndSQL + "ROLLBACK; " + resetSQL,
+		check:       check,
+		name:        t.Name,
+		version:     t.Version,
+		isolation:   isolation,
+		bind:        bind,
+		begin:       "BEGIN ISOLATION LEVEL " + isolation + bind,
+		commit:      check + beforeEndSQL + "COMMIT; " + resetSQL,
+		commitApart: []string{check, beforeEndSQL + "COMMIT; " + resetSQL},
+		rollback:    check + beforeEndSQL + "ROLLBACK; " + resetSQL,
 		key: "/*tenant " + t.Name + " v" + strconv.FormatInt(t.Version, 10) +
 			" " + strconv.FormatUint(uint64(t.OID), 10) + "*/ ",
 	}

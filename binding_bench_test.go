@@ -51,13 +51,17 @@ func BenchmarkTransactionShape(b *testing.B) {
 	const query = "SELECT value FROM counter WHERE id = $1"
 
 	handBegin := "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL search_path TO " + schema.SearchPath(name)
-	shapes := []struct{ name, begin, end string }{
-		{"baseline", handBegin, "COMMIT"},
-		{"bound", bind.begin, bind.commit},
-		{"begin", bind.begin, "COMMIT"},                                                          // the version lock and markers only
-		{"check", bind.begin, bind.check + "COMMIT"},                                             // ... and the binding check
-		{"reset", handBegin, "COMMIT; " + resetSQL},                                              // the connection reset alone
-		{"reset-no-unlock", handBegin, "COMMIT; " + resetSQL[:strings.LastIndex(resetSQL, ";")]}, // without its SELECT
+	shapes := []struct {
+		name, begin string
+		end         []string
+	}{
+		{"baseline", handBegin, []string{"COMMIT"}},
+		{"bound", bind.begin, []string{bind.commit}},
+		{"bound-apart", bind.begin, bind.commitApart},                                                      // the check answered before COMMIT begins
+		{"begin", bind.begin, []string{"COMMIT"}},                                                          // the version lock and markers only
+		{"check", bind.begin, []string{bind.check + "COMMIT"}},                                             // ... and the binding check
+		{"reset", handBegin, []string{"COMMIT; " + resetSQL}},                                              // the connection reset alone
+		{"reset-no-unlock", handBegin, []string{"COMMIT; " + resetSQL[:strings.LastIndex(resetSQL, ";")]}}, // without its SELECT
 	}
 	// Every iteration runs each shape once, so drift on a busy machine hits all alike;
 	// each shape's mean is reported as a ratio to the baseline's.
@@ -72,7 +76,7 @@ func BenchmarkTransactionShape(b *testing.B) {
 			if err := conn.QueryRow(ctx, bind.keyed(query), 1).Scan(&v); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := conn.Conn().PgConn().Exec(ctx, sh.end).ReadAll(); err != nil {
+			if _, err := execEach(ctx, conn.Conn().PgConn(), sh.end...); err != nil {
 				b.Fatal(err)
 			}
 			spent[i] += time.Since(start)

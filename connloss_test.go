@@ -112,8 +112,9 @@ func TestConnectionLostOnTheLastAttempt(t *testing.T) {
 // cutter wraps the Manager's connections; armed, it cuts the next connection that
 // sends COMMIT, in one of the ways a connection dies in COMMIT's round trip.
 type cutter struct {
-	armed atomic.Bool
-	how   cut
+	armed   atomic.Bool
+	how     cut
+	queries atomic.Int32 // Query messages in the write that was cut
 }
 
 type cut int
@@ -148,6 +149,11 @@ func (c *cutConn) Write(p []byte) (int, error) {
 		c.mu.Lock()
 		c.cutting = true
 		c.mu.Unlock()
+		for off := 0; off+5 <= len(p); off += 1 + int(binary.BigEndian.Uint32(p[off+1:])) {
+			if p[off] == 'Q' {
+				c.c.queries.Add(1)
+			}
+		}
 		if c.c.how == fatalBeforeCheck {
 			return len(p), nil
 		}
@@ -195,7 +201,8 @@ func fatalTerminating() []byte {
 	return append(binary.BigEndian.AppendUint32([]byte{'E'}, uint32(4+len(fields))), fields...)
 }
 
-// readUntilReady reads backend messages up to and including ReadyForQuery.
+// readUntilReady reads backend messages up to and including the ReadyForQuery that
+// says the transaction ended.
 func readUntilReady(conn net.Conn) ([]byte, error) {
 	var buf []byte
 	chunk := make([]byte, 8192)
@@ -207,7 +214,7 @@ func readUntilReady(conn net.Conn) ([]byte, error) {
 			if end > len(buf) {
 				break
 			}
-			if buf[off] == 'Z' {
+			if buf[off] == 'Z' && buf[end-1] == 'I' {
 				return buf[:end], nil
 			}
 			off = end
@@ -235,18 +242,24 @@ func firstCommandComplete(buf []byte) int {
 // check's answer (and the transaction's id) come: the Manager asks another connection
 // whether it committed, and answers the handler's 201 (until now: 500, for a write that
 // was there). With nothing back at all, the outcome is unknown: 500, and the request
-// is not run again, which would write twice. With the server's FATAL before the
-// check's answer, COMMIT never ran: the request runs again.
+// is not run again, which would write twice; unless it was read-only, with nothing to
+// lose. With the server's FATAL before the check's answer, COMMIT never ran: the
+// request runs again. A GET's check is sent with its COMMIT, not apart: it resolves
+// the same when the check's answer came.
 func TestCommitReplyLost(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
+		method   string
+		readOnly bool
 		how      cut
 		status   int
 		attempts int32
 	}{
-		{"the check answered: committed", cutAfterCheck, http.StatusCreated, 1},
-		{"nothing answered: unknown", cutAfterCommit, http.StatusInternalServerError, 1},
-		{"FATAL before the check: not committed", fatalBeforeCheck, http.StatusCreated, 2},
+		{"the check answered: committed", "POST", false, cutAfterCheck, http.StatusCreated, 1},
+		{"nothing answered: unknown", "POST", false, cutAfterCommit, http.StatusInternalServerError, 1},
+		{"FATAL before the check: not committed", "POST", false, fatalBeforeCheck, http.StatusCreated, 2},
+		{"a GET that writes, the check answered", "GET", false, cutAfterCheck, http.StatusCreated, 1},
+		{"read-only, nothing answered: nothing to lose", "GET", true, cutAfterCommit, http.StatusOK, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, cut := newTenantName("cut"), &cutter{how: tc.how}
@@ -255,18 +268,33 @@ func TestCommitReplyLost(t *testing.T) {
 			})}, tenant.Config{Resolver: byHeader}, a)
 			token := newTenantName("row")
 			var attempts atomic.Int32
-			h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if attempts.Add(1) == 1 {
 					cut.armed.Store(true)
 				}
+				if tc.readOnly {
+					var n int
+					require.NoError(t, tenantctx.Session(r.Context()).QueryRow(r.Context(), "SELECT count(*) FROM items").Scan(&n))
+					return
+				}
 				insertItem(t, r, token)
 				w.WriteHeader(http.StatusCreated)
-			}))
-			rec := do(h, "POST", "/", nil, "X-Tenant", a)
+			})
+			if tc.readOnly {
+				h = tenant.ReadOnly()(h)
+			}
+			rec := do(tenant.Middleware(e.mgr)(h), tc.method, "/", nil, "X-Tenant", a)
 			assert.Equal(t, tc.status, rec.Code, rec.Body.String())
+			if tc.status == http.StatusInternalServerError {
+				assert.Equal(t, "commit outcome unknown\n", rec.Body.String())
+			}
 			assert.Equal(t, tc.attempts, attempts.Load(), "a COMMIT that may have run is never run again")
-			assert.Equal(t, 1, e.items(t, a, token), "committed once")
+			if !tc.readOnly {
+				assert.Equal(t, 1, e.items(t, a, token), "committed once")
+			}
 			assert.False(t, cut.armed.Load(), "the cut happened")
+			apart := tc.method != "GET"
+			assert.Equal(t, map[bool]int32{true: 2, false: 1}[apart], cut.queries.Load(), "the check apart from COMMIT: %v", apart)
 		})
 	}
 }

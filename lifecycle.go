@@ -57,6 +57,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, b *binding, next
 func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, b *binding, tag language.Tag, next http.Handler, body *replayBody, last func() bool) (retry bool, latest *binding) {
 	name := b.name
 	sess, scope, ctx := m.attach(r.Context(), b, tag)
+	sess.checkApart = !safeMethod(r.Method)
 	defer func() { latest = sess.b }()
 	// Whether another attempt may follow is known once this one ran: a handler that
 	// read more of the body than MaxBodyBytes cannot be run again.
@@ -103,7 +104,7 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, b *binding, 
 			case conflict:
 				m.fail(w, r, name, fmt.Errorf("%w: retries exhausted, before streaming: %w", ErrConflict, err))
 			default:
-				m.fail(w, r, name, fmt.Errorf("%w: before streaming: %w", ErrCommitFailed, err))
+				m.fail(w, r, name, fmt.Errorf("before streaming: %w", commitFailed(err)))
 			}
 			return false, b
 		}
@@ -139,6 +140,15 @@ func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, b *binding, 
 	}
 	m.afterResponse(w, ctx, name, sess, scope, bw.Status())
 	return false, b
+}
+
+// safeMethod reports the methods that should not write (RFC 9110, 9.2.1).
+func safeMethod(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
 }
 
 // errConflictSeen stops a response from streaming after its transaction saw a

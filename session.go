@@ -50,6 +50,11 @@ const finishTimeout = 30 * time.Second
 type session struct {
 	pool  *pgxpool.Pool
 	admit *admitter // refreshes the binding when a migration or drop moved the marker
+	// checkApart has the check answered before COMMIT begins (binding.commitApart), so
+	// a COMMIT whose connection dies can be resolved even after a crash. It costs a
+	// few percent of a transaction; requests of safe methods (GET, HEAD), which should
+	// not write, go without. Set before the session is used.
+	checkApart bool
 
 	mu            sync.Mutex
 	b             *binding
@@ -71,7 +76,7 @@ type session struct {
 var _ tenantctx.DB = (*session)(nil)
 
 func (m *Manager) newSession(b *binding) *session {
-	return &session{pool: m.pool, admit: m.admission, b: b}
+	return &session{pool: m.pool, admit: m.admission, b: b, checkApart: true}
 }
 
 // use returns the connection for the next statement, beginning the transaction on
@@ -196,7 +201,9 @@ func (s *session) sawConflict() bool {
 // ErrSessionEnded. It waits for a call in progress on another goroutine, and runs even
 // when ctx is cancelled. The error wraps ErrTransactionLost when the transaction was
 // not the one begun; otherwise it is the COMMIT's (pgx.ErrTxCommitRollback for a
-// failed transaction) or errRollbackFailed.
+// failed transaction), errRerun when the connection died before COMMIT ran (learned on
+// another connection if need be), ErrCommitUnknown when nothing tells whether it did,
+// or errRollbackFailed.
 func (s *session) finish(ctx context.Context, commit bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -221,7 +228,10 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 	if dirty { // PREPARE, LISTEN, DEALLOCATE or DISCARD: deallocate, then close (pgx buffers notifications, caches statements)
 		before += deallocateSQL
 	}
-	end := endTransaction(ctx, conn.Conn().PgConn(), s.b, before, resetFor(conn.Conn()), commit)
+	end := endTransaction(ctx, conn.Conn().PgConn(), s.b, before, resetFor(conn.Conn()), commit, s.checkApart)
+	if s.readOnly && errors.Is(end.err, ErrCommitUnknown) { // it could not write: nothing to lose
+		end.err, end.rerun = nil, true
+	}
 	if end.close || dirty {
 		_ = conn.Conn().Close(ctx)
 	}
@@ -230,7 +240,7 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 	if end.xid != "" {
 		known := false
 		if end.committed, known = resolveCommit(ctx, s.pool, end.xid); !known {
-			end.err = fmt.Errorf("%w: transaction %s", errCommitUnknown, end.xid)
+			end.err = fmt.Errorf("%w: transaction %s", ErrCommitUnknown, end.xid)
 		}
 		end.rerun = known && !end.committed
 	}
@@ -245,149 +255,6 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 	}
 	return end.err
 }
-
-// errRerun means the connection died before COMMIT ran (or the transaction wrote
-// nothing): nothing committed, so the request may run again.
-var errRerun = errors.New("tenant: the connection died before the transaction committed")
-
-// errCommitUnknown means the connection died in the round trip that ended the
-// transaction, and nothing says whether COMMIT ran: the request fails (500) and is not
-// run again, which could write twice.
-var errCommitUnknown = errors.New("tenant: the connection died during COMMIT, and its outcome is unknown")
-
-// resolveCommit asks, on another connection, whether transaction xid committed: for a
-// COMMIT whose reply was lost with its connection. It asks until the database answers
-// (a restart takes a moment) or ctx ends; known is false then.
-func resolveCommit(ctx context.Context, pool *pgxpool.Pool, xid string) (committed, known bool) {
-	for {
-		var status *string
-		err := pool.QueryRow(ctx, "SELECT pg_xact_status($1::xid8)", xid).Scan(&status)
-		if err == nil && status != nil && *status != "in progress" {
-			return *status == "committed", true
-		}
-		t := time.NewTimer(50 * time.Millisecond)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return false, false
-		}
-	}
-}
-
-// ending is what endTransaction did.
-type ending struct {
-	committed bool   // COMMIT succeeded
-	lost      bool   // the transaction was not the one begun: rolled back
-	close     bool   // the reset may not have run: the connection must not be reused
-	rerun     bool   // the connection died before COMMIT ran, or with nothing written: run again
-	xid       string // the connection died after the check: COMMIT's outcome is this transaction's
-	err       error  // COMMIT's or ROLLBACK's failure, pgx.ErrTxCommitRollback, or errCommitUnknown
-}
-
-// endTransaction sends the binding's check, the reset's part that runs before the
-// end, COMMIT or ROLLBACK, and the rest of the reset, in one round trip, and tells
-// from each statement's result what happened: which step failed decides whether the
-// transaction committed and whether the reset still has to run (a second round trip,
-// on failures only).
-func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, before, reset string, commit bool) ending {
-	var out ending
-	if pc.IsClosed() { // it died before the end was sent: nothing committed
-		out.close, out.rerun = true, commit
-		return out
-	}
-	if pc.IsBusy() { // rows or batch results still unread: the connection cannot be reused
-		out.err, out.close = errResultsOpen, true
-		return out
-	}
-	var script string
-	switch pc.TxStatus() {
-	case 'I': // the handler ended it
-		out.lost, script = true, before+reset
-	case 'E': // failed: nothing to check or commit
-		script = "ROLLBACK; " + before + reset
-		if commit {
-			out.err = pgx.ErrTxCommitRollback
-		}
-	default:
-		switch end := "ROLLBACK; "; {
-		case before == beforeEndSQL && reset == resetSQL && commit:
-			script = b.commit
-		case before == beforeEndSQL && reset == resetSQL:
-			script = b.rollback
-		default: // SQL PREPARE to deallocate, or start-up parameters to set again
-			if commit {
-				end = "COMMIT; "
-			}
-			script = b.check + before + end + reset
-		}
-	}
-	results, err := pc.Exec(ctx, script).ReadAll()
-	out.committed = completed(results, "COMMIT")
-	ended := out.committed || completed(results, "ROLLBACK")
-	switch {
-	case err == nil:
-	case sqlState(err) == sqlIntactCheckFailed: // a chained or rebound transaction: not ours
-		out.lost = true
-		_, err = pc.Exec(ctx, "ROLLBACK; "+before+reset).ReadAll()
-		out.close = err != nil
-	case ended || out.lost: // ended as asked; a reset statement failed
-		out.close = true
-	case pc.IsClosed(): // the connection died before COMMIT's (or ROLLBACK's) reply
-		out.close = true
-		if commit && strings.HasPrefix(script, b.check) {
-			out.xid, out.rerun, out.err = diedAtCommit(results, err)
-		}
-	case pc.TxStatus() == 'I' && !pc.IsClosed(): // COMMIT or ROLLBACK failed, so the reset did not run
-		out.err = err
-		_, err = pc.Exec(ctx, before+reset).ReadAll()
-		out.close = err != nil
-	default:
-		out.err, out.close = err, true
-	}
-	return out
-}
-
-// diedAtCommit tells, for a connection that died in the round trip that was to commit,
-// what can be known from the results that came back. The check (the first statement)
-// answers the transaction's id if it wrote: with it, the outcome can be asked for;
-// without (it wrote nothing) there is nothing to lose by running again. If the check's
-// row never came, the server's own FATAL did, which means it died before finishing the
-// check, so before COMMIT (it sends its output in order): nothing committed. A network
-// failure leaves the outcome unknown (pgconn.SafeToRetry cannot tell: a failed read
-// comes back as "conn closed", which it calls safe).
-func diedAtCommit(results []*pgconn.Result, err error) (xid string, rerun bool, unknown error) {
-	if len(results) > 0 && results[0].Err == nil && len(results[0].Rows) == 1 && len(results[0].Rows[0]) == 2 {
-		if xid := string(results[0].Rows[0][1]); xid != "" {
-			return xid, false, nil
-		}
-		return "", true, nil
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return "", true, nil
-	}
-	return "", false, fmt.Errorf("%w: %w", errCommitUnknown, err)
-}
-
-// completed reports whether a statement with the given command tag completed.
-func completed(results []*pgconn.Result, tag string) bool {
-	for _, r := range results {
-		if r.Err == nil && r.CommandTag.String() == tag {
-			return true
-		}
-	}
-	return false
-}
-
-// errResultsOpen is the error of a transaction whose results were still being read at
-// its end: a handler that left rows open, or a response that began to stream (or ended)
-// inside a loop over rows.
-var errResultsOpen = errors.New("tenant: a query's results were still being read when the transaction had to end: " +
-	"close them first, or make the route tenant.ReadOnly to stream while reading")
-
-// errRollbackFailed marks a failed ROLLBACK: logged, never shown to the client.
-var errRollbackFailed = errors.New("tenant: rollback failed")
 
 // end finishes one attempt; last reports whether no attempt may follow (asked only
 // when one would be wanted). A transaction that saw a conflict, or lost its connection,
@@ -430,7 +297,7 @@ func (s *session) end(ctx context.Context, commit bool, last func() bool) (retry
 	case isRetryable(err):
 		return false, fmt.Errorf("%w: retries exhausted: %w", ErrConflict, err)
 	default:
-		return false, fmt.Errorf("%w: %w", ErrCommitFailed, err)
+		return false, commitFailed(err)
 	}
 }
 

@@ -47,6 +47,7 @@ var (
 	ErrUnavailable   = middleware.ErrUnavailable   // 503: database unreachable, provisioning failed
 	ErrConflict      = middleware.ErrConflict      // 409: serialization retries exhausted
 	ErrCommitFailed  = middleware.ErrCommitFailed  // 500: COMMIT failed
+	ErrCommitUnknown = middleware.ErrCommitUnknown // 500: the connection failed during COMMIT; it may have committed
 )
 
 // Defaults for Config's zero values.
@@ -86,10 +87,10 @@ type Config struct {
 	// Isolation of request transactions. Default pgx.Serializable.
 	Isolation pgx.TxIsoLevel
 	// RetryTimeout bounds how long a request keeps running again when its transaction
-	// meets a conflict (serialization failure 40001, deadlock 40P01, stale plan): the
-	// request's context deadline if sooner, else this long after its first attempt
-	// (default 5 s). Pauses between attempts grow exponentially with full jitter.
-	// Spent: 409.
+	// meets a conflict (serialization failure 40001, deadlock 40P01, stale plan) or
+	// loses its connection before COMMIT: the request's context deadline if sooner,
+	// else this long after its first attempt (default 5 s). Pauses between attempts
+	// grow exponentially with full jitter. Spent: 409 (503 for a lost connection).
 	RetryTimeout time.Duration
 	// Attempts, when set, also bounds how often a request runs. Default 0: no bound but
 	// RetryTimeout.
@@ -97,7 +98,6 @@ type Config struct {
 	// MaxBodyBytes bounds how much of a request body is kept for an attempt that runs
 	// again: the body is read as the handler reads it, and what it read is kept up to
 	// this much. A handler that reads more runs once (a conflict then answers 409).
-	// Default 1 MiB.
 	// Default 1 MiB.
 	MaxBodyBytes int64
 	// BufferBytes of response held back before streaming. Default 1 MiB.

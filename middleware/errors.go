@@ -21,6 +21,11 @@ var (
 	// ErrCommitFailed: the handler succeeded but COMMIT did not, so its response was
 	// dropped. 500.
 	ErrCommitFailed = errors.New("commit failed")
+	// ErrCommitUnknown: the connection failed while COMMIT ran and whether it
+	// committed cannot be learned (the network, not the database, failed), so the
+	// response was dropped and the request is not run again. 500 "commit outcome
+	// unknown": a client should look before it sends the request again.
+	ErrCommitUnknown = errors.New("commit outcome unknown")
 )
 
 // RetryAfterSeconds is the Retry-After sent with 503 answers.
@@ -48,7 +53,7 @@ func StatusOf(err error) int {
 func WriteError(w http.ResponseWriter, _ *http.Request, err error) {
 	status := StatusOf(err)
 	msg := http.StatusText(status)
-	for _, known := range []error{ErrUnknownTenant, ErrUnavailable, ErrConflict, ErrCommitFailed} {
+	for _, known := range []error{ErrUnknownTenant, ErrUnavailable, ErrConflict, ErrCommitUnknown, ErrCommitFailed} {
 		if errors.Is(err, known) {
 			msg = known.Error()
 			break

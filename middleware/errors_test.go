@@ -22,6 +22,7 @@ func TestWriteError(t *testing.T) {
 		{fmt.Errorf("%w: dial tcp: refused", middleware.ErrUnavailable), 503, "service unavailable\n", "5"},
 		{fmt.Errorf("%w: retries exhausted", middleware.ErrConflict), 409, "conflict, please retry\n", ""},
 		{fmt.Errorf("%w: 23505 duplicate key", middleware.ErrCommitFailed), 500, "commit failed\n", ""},
+		{fmt.Errorf("%w: transaction 1234: read: connection reset", middleware.ErrCommitUnknown), 500, "commit outcome unknown\n", ""},
 		{errors.New("anything else"), 500, "Internal Server Error\n", ""},
 	} {
 		rec := httptest.NewRecorder()

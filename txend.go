@@ -1,0 +1,235 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// errRerun means the connection died before COMMIT ran (or the transaction wrote
+// nothing): nothing committed, so the request may run again.
+var errRerun = errors.New("tenant: the connection died before the transaction committed")
+
+// resolveCommit asks, on another connection, whether transaction xid committed: for a
+// COMMIT whose reply was lost with its connection. It asks until the database answers
+// (a restart takes a moment) or ctx ends; known is false then.
+func resolveCommit(ctx context.Context, pool *pgxpool.Pool, xid string) (committed, known bool) {
+	for {
+		var status *string
+		err := pool.QueryRow(ctx, "SELECT pg_xact_status($1::xid8)", xid).Scan(&status)
+		if err == nil && status != nil && *status != "in progress" {
+			return *status == "committed", true
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false, false
+		}
+	}
+}
+
+// ending is what endTransaction did.
+type ending struct {
+	committed bool   // COMMIT succeeded
+	lost      bool   // the transaction was not the one begun: rolled back
+	close     bool   // the reset may not have run: the connection must not be reused
+	rerun     bool   // the connection died before COMMIT ran, or with nothing written: run again
+	xid       string // the connection died after the check: COMMIT's outcome is this transaction's
+	err       error  // COMMIT's or ROLLBACK's failure, pgx.ErrTxCommitRollback, or ErrCommitUnknown
+}
+
+// endTransaction sends the binding's check, the reset's part that runs before the
+// end, COMMIT or ROLLBACK, and the rest of the reset, in one round trip, and tells
+// from each statement's result what happened: which step failed decides whether the
+// transaction committed and whether the reset still has to run (a second round trip,
+// on failures only). With apart, the server answers the check before COMMIT begins.
+func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, before, reset string, commit, apart bool) ending {
+	var out ending
+	if pc.IsClosed() { // it died before the end was sent: nothing committed
+		out.close, out.rerun = true, commit
+		return out
+	}
+	if pc.IsBusy() { // rows or batch results still unread: the connection cannot be reused
+		out.err, out.close = errResultsOpen, true
+		return out
+	}
+	var scripts []string
+	switch pc.TxStatus() {
+	case 'I': // the handler ended it
+		out.lost, scripts = true, []string{before + reset}
+	case 'E': // failed: nothing to check or commit
+		scripts = []string{"ROLLBACK; " + before + reset}
+		if commit {
+			out.err = pgx.ErrTxCommitRollback
+		}
+	default:
+		switch standard := before == beforeEndSQL && reset == resetSQL; {
+		case standard && commit && apart:
+			scripts = b.commitApart
+		case standard && commit:
+			scripts = []string{b.commit}
+		case standard:
+			scripts = []string{b.rollback}
+		case commit && apart: // SQL PREPARE to deallocate, or start-up parameters to set again
+			scripts = []string{b.check, before + "COMMIT; " + reset}
+		case commit:
+			scripts = []string{b.check + before + "COMMIT; " + reset}
+		default:
+			scripts = []string{b.check + before + "ROLLBACK; " + reset}
+		}
+	}
+	results, err := execEach(ctx, pc, scripts...)
+	out.committed = completed(results, "COMMIT")
+	ended := out.committed || completed(results, "ROLLBACK")
+	switch {
+	case err == nil:
+	case sqlState(err) == sqlIntactCheckFailed: // a chained or rebound transaction: not ours
+		out.lost = true
+		_, err = pc.Exec(ctx, "ROLLBACK; "+before+reset).ReadAll()
+		out.close = err != nil
+	case ended || out.lost: // ended as asked; a reset statement failed
+		out.close = true
+	case pc.IsClosed(): // the connection died before COMMIT's (or ROLLBACK's) reply
+		out.close = true
+		if commit && strings.HasPrefix(scripts[0], b.check) {
+			out.xid, out.rerun, out.err = diedAtCommit(results, err)
+		}
+	case pc.TxStatus() == 'I': // COMMIT or ROLLBACK failed, so the reset did not run
+		out.err = err
+		_, err = pc.Exec(ctx, before+reset).ReadAll()
+		out.close = err != nil
+	default:
+		out.err, out.close = err, true
+	}
+	return out
+}
+
+// execEach sends each script as a Query message of its own, all in one write, and
+// reads their results: one round trip, but the server answers (and flushes) a script
+// before it reads the next, so the check's answer is on its way before COMMIT begins.
+// A script that fails skips the rest of its own statements only. The error is the
+// first statement's error, or the connection's.
+func execEach(ctx context.Context, pc *pgconn.PgConn, scripts ...string) ([]*pgconn.Result, error) {
+	if len(scripts) == 1 {
+		return pc.Exec(ctx, scripts[0]).ReadAll()
+	}
+	fe := pc.Frontend()
+	for _, script := range scripts {
+		fe.Send(&pgproto3.Query{String: script})
+	}
+	if err := fe.Flush(); err != nil {
+		_ = pc.Conn().Close() // it may have sent part of a message: unusable
+		return nil, err
+	}
+	var results []*pgconn.Result
+	var current *pgconn.Result
+	var first error
+	for ready := 0; ready < len(scripts); {
+		msg, err := pc.ReceiveMessage(ctx)
+		if err != nil {
+			if !pc.IsClosed() {
+				_ = pc.Conn().Close() // a cancelled read leaves the replies unread
+			}
+			return results, err
+		}
+		switch msg := msg.(type) {
+		case *pgproto3.RowDescription:
+			current = &pgconn.Result{}
+		case *pgproto3.DataRow:
+			if current == nil {
+				current = &pgconn.Result{}
+			}
+			row := make([][]byte, len(msg.Values))
+			for i, v := range msg.Values {
+				if v != nil {
+					row[i] = append([]byte{}, v...)
+				}
+			}
+			current.Rows = append(current.Rows, row)
+		case *pgproto3.CommandComplete:
+			if current == nil {
+				current = &pgconn.Result{}
+			}
+			current.CommandTag = pgconn.NewCommandTag(string(msg.CommandTag))
+			results, current = append(results, current), nil
+		case *pgproto3.ErrorResponse:
+			r := &pgconn.Result{Err: pgconn.ErrorResponseToPgError(msg)}
+			results, current = append(results, r), nil
+			if first == nil {
+				first = r.Err
+			}
+		case *pgproto3.ReadyForQuery:
+			ready++
+		}
+	}
+	return results, first
+}
+
+// diedAtCommit tells, for a connection that died in the round trip that was to commit,
+// what can be known from the results that came back. The check answers the
+// transaction's id if it wrote: with it, the outcome can be asked for; without (it
+// wrote nothing) there is nothing to lose by running again. If the check's answer
+// never came, but the server's own FATAL for a terminated backend or a shutdown did,
+// the server died before it finished the check (it sends its output in order), so
+// before COMMIT: nothing committed. Otherwise the outcome is unknown: ErrCommitUnknown.
+// When the check was answered apart, before COMMIT began, that means the network (or
+// a proxy) failed, or the server crashed before it finished the check; otherwise the
+// server may also have crashed after COMMIT, before it sent the answers. pgconn's
+// SafeToRetry cannot tell either: a failed read comes back as "conn closed", which it
+// calls safe.
+func diedAtCommit(results []*pgconn.Result, err error) (xid string, rerun bool, unknown error) {
+	if len(results) > 0 && results[0].Err == nil && len(results[0].Rows) == 1 && len(results[0].Rows[0]) == 2 {
+		if xid := string(results[0].Rows[0][1]); xid != "" {
+			return xid, false, nil
+		}
+		return "", true, nil
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Severity == "FATAL" && serverTerminated[pgErr.Code] {
+		return "", true, nil
+	}
+	return "", false, fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+}
+
+// serverTerminated are the SQLSTATEs of the FATAL a backend sends when it is made to
+// end: pg_terminate_backend or a fast shutdown (57P01), an idle transaction timing
+// out (25P03). (A crash or an immediate shutdown sends a warning, not a FATAL, and
+// nothing is known from it.)
+var serverTerminated = map[string]bool{"57P01": true, "25P03": true}
+
+// completed reports whether a statement with the given command tag completed.
+func completed(results []*pgconn.Result, tag string) bool {
+	for _, r := range results {
+		if r.Err == nil && r.CommandTag.String() == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// errResultsOpen is the error of a transaction whose results were still being read at
+// its end: a handler that left rows open, or a response that began to stream (or ended)
+// inside a loop over rows.
+var errResultsOpen = errors.New("tenant: a query's results were still being read when the transaction had to end: " +
+	"close them first, or make the route tenant.ReadOnly to stream while reading")
+
+// commitFailed is the lifecycle error for a COMMIT that failed: ErrCommitFailed, or
+// ErrCommitUnknown when it may have committed.
+func commitFailed(err error) error {
+	if errors.Is(err, ErrCommitUnknown) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrCommitFailed, err)
+}
+
+// errRollbackFailed marks a failed ROLLBACK: logged, never shown to the client.
+var errRollbackFailed = errors.New("tenant: rollback failed")
