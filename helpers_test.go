@@ -159,8 +159,14 @@ func newTenantName(prefix string) string {
 // count runs a counting query from outside the Manager.
 func (e *env) count(t *testing.T, sql string, args ...any) int {
 	t.Helper()
+	return countRow(t, e.admin, sql, args...)
+}
+
+// countRow runs a counting query on db.
+func countRow(t *testing.T, db *pgxpool.Pool, sql string, args ...any) int {
+	t.Helper()
 	var n int
-	require.NoError(t, e.admin.QueryRow(context.Background(), sql, args...).Scan(&n))
+	require.NoError(t, db.QueryRow(context.Background(), sql, args...).Scan(&n))
 	return n
 }
 
