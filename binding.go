@@ -49,7 +49,8 @@ type binding struct {
 func newBinding(t schema.Tenant, isolation string) *binding {
 	lit := quoteLiteral(t.Name) // the name is valid; quoted all the same
 	check := "SELECT 1/coalesce((current_schema() = " + lit + " AND current_setting('tenant.schema', true) = " + lit +
-		")::int, 0) AS tenant_transaction_intact, pg_current_xact_id_if_assigned()::text AS tenant_xid; "
+		")::int, 0) AS tenant_transaction_intact, pg_current_xact_id_if_assigned()::text AS tenant_xid, " +
+		"CASE WHEN pg_current_xact_id_if_assigned() IS NOT NULL THEN extract(epoch FROM now())::text END AS tenant_xact_began; "
 	bind := "; LOCK TABLE " + schema.VersionMarker(t).Sanitize() + " IN ACCESS SHARE MODE" +
 		"; SET LOCAL search_path TO " + schema.SearchPath(t.Name) +
 		"; SET LOCAL tenant.schema TO " + lit

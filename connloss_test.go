@@ -114,7 +114,8 @@ func TestConnectionLostOnTheLastAttempt(t *testing.T) {
 type cutter struct {
 	armed   atomic.Bool
 	how     cut
-	queries atomic.Int32 // Query messages in the write that was cut
+	queries atomic.Int32        // Query messages in the write that was cut
+	crash   func(answer []byte) // crashBeforeCommit: makes the server crash, given the check's answer
 }
 
 type cut int
@@ -123,6 +124,7 @@ const (
 	cutAfterCommit   cut = iota // the server committed; nothing of its answer arrives
 	cutAfterCheck               // the server committed; only the binding's check's answer arrives
 	fatalBeforeCheck            // the script never reaches the server, whose FATAL arrives instead
+	crashBeforeCommit           // the check (sent apart) is answered, then the server crashes before COMMIT
 )
 
 func (c *cutter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -154,7 +156,13 @@ func (c *cutConn) Write(p []byte) (int, error) {
 				c.c.queries.Add(1)
 			}
 		}
-		if c.c.how == fatalBeforeCheck {
+		switch c.c.how {
+		case fatalBeforeCheck:
+			return len(p), nil
+		case crashBeforeCommit: // only the check goes
+			if _, err := c.Conn.Write(p[:1+binary.BigEndian.Uint32(p[1:])]); err != nil {
+				return 0, err
+			}
 			return len(p), nil
 		}
 	}
@@ -171,8 +179,15 @@ func (c *cutConn) Read(p []byte) (int, error) {
 		switch c.c.how {
 		case fatalBeforeCheck:
 			c.pending = fatalTerminating()
+		case crashBeforeCommit:
+			answer, err := readUntilReady(c.Conn, 'T')
+			if err != nil {
+				return 0, err
+			}
+			c.c.crash(answer)
+			c.pending = answer
 		default:
-			answer, err := readUntilReady(c.Conn)
+			answer, err := readUntilReady(c.Conn, 'I')
 			if err != nil {
 				return 0, err
 			}
@@ -201,9 +216,9 @@ func fatalTerminating() []byte {
 	return append(binary.BigEndian.AppendUint32([]byte{'E'}, uint32(4+len(fields))), fields...)
 }
 
-// readUntilReady reads backend messages up to and including the ReadyForQuery that
-// says the transaction ended.
-func readUntilReady(conn net.Conn) ([]byte, error) {
+// readUntilReady reads backend messages up to and including the ReadyForQuery with
+// the transaction status given: 'I' when the transaction ended, 'T' while it is open.
+func readUntilReady(conn net.Conn, status byte) ([]byte, error) {
 	var buf []byte
 	chunk := make([]byte, 8192)
 	for {
@@ -214,7 +229,7 @@ func readUntilReady(conn net.Conn) ([]byte, error) {
 			if end > len(buf) {
 				break
 			}
-			if buf[off] == 'Z' && buf[end-1] == 'I' {
+			if buf[off] == 'Z' && buf[end-1] == status {
 				return buf[:end], nil
 			}
 			off = end

@@ -237,10 +237,10 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 	}
 	conn.Release() // before resolve, which needs a connection of the pool
 	released = true
-	if end.xid != "" {
+	if end.doubt.xid != "" {
 		known := false
-		if end.committed, known = resolveCommit(ctx, s.pool, end.xid); !known {
-			end.err = fmt.Errorf("%w: transaction %s", ErrCommitUnknown, end.xid)
+		if end.committed, known = resolveCommit(ctx, s.pool, end.doubt); !known {
+			end.err = fmt.Errorf("%w: transaction %s", ErrCommitUnknown, end.doubt.xid)
 		}
 		end.rerun = known && !end.committed
 	}

@@ -17,15 +17,36 @@ import (
 // nothing): nothing committed, so the request may run again.
 var errRerun = errors.New("tenant: the connection died before the transaction committed")
 
-// resolveCommit asks, on another connection, whether transaction xid committed: for a
-// COMMIT whose reply was lost with its connection. It asks until the database answers
-// (a restart takes a moment) or ctx ends; known is false then.
-func resolveCommit(ctx context.Context, pool *pgxpool.Pool, xid string) (committed, known bool) {
+// inDoubt is a transaction whose COMMIT's answer was lost with its connection: its id,
+// and when it began by the server's clock (seconds since the epoch), from the check.
+type inDoubt struct{ xid, began string }
+
+// resolveCommit asks, on another connection, whether the transaction committed. It
+// asks until the database answers (a restart takes a moment) or ctx ends; known is
+// false then, or when the answer cannot be trusted.
+//
+// An id is only the transaction's own if the server kept it: a crash loses the ids
+// handed out since WAL was last flushed, and the server hands them out again, so
+// "committed" may be another transaction's. It is trusted when no crash or restart
+// can have come between the transaction's start and now: a server process started
+// before the transaction is still running (pg_stat_activity shows the start of what
+// the role may see), or the last checkpoint started before it (a restart and a crash
+// recovery each end with one). "Aborted", or an id not handed out yet, means not
+// committed either way: the id's own transaction did not commit if it was reused.
+func resolveCommit(ctx context.Context, pool *pgxpool.Pool, tx inDoubt) (committed, known bool) {
 	for {
 		var status *string
-		err := pool.QueryRow(ctx, "SELECT pg_xact_status($1::xid8)", xid).Scan(&status)
-		if err == nil && status != nil && *status != "in progress" {
-			return *status == "committed", true
+		var kept bool
+		err := pool.QueryRow(ctx, resolveSQL, tx.xid, tx.began).Scan(&status, &kept)
+		switch {
+		case sqlState(err) == sqlXIDInFuture: // lost in a crash, and not handed out again yet
+			return false, true
+		case err == nil && status == nil: // too old to be known
+			return false, false
+		case err == nil && *status == "committed":
+			return kept, kept
+		case err == nil && *status != "in progress":
+			return false, true
 		}
 		t := time.NewTimer(50 * time.Millisecond)
 		select {
@@ -37,14 +58,23 @@ func resolveCommit(ctx context.Context, pool *pgxpool.Pool, xid string) (committ
 	}
 }
 
+// resolveSQL answers a transaction's status, and whether its id is surely its own
+// (see resolveCommit).
+const resolveSQL = `SELECT pg_xact_status($1::xid8),
+	EXISTS (SELECT FROM pg_stat_activity WHERE backend_start < to_timestamp($2::float8))
+	OR (SELECT checkpoint_time <= to_timestamp($2::float8) - interval '1 second' FROM pg_control_checkpoint())`
+
+// sqlXIDInFuture is pg_xact_status's SQLSTATE for an id not handed out yet.
+const sqlXIDInFuture = "22023"
+
 // ending is what endTransaction did.
 type ending struct {
-	committed bool   // COMMIT succeeded
-	lost      bool   // the transaction was not the one begun: rolled back
-	close     bool   // the reset may not have run: the connection must not be reused
-	rerun     bool   // the connection died before COMMIT ran, or with nothing written: run again
-	xid       string // the connection died after the check: COMMIT's outcome is this transaction's
-	err       error  // COMMIT's or ROLLBACK's failure, pgx.ErrTxCommitRollback, or ErrCommitUnknown
+	committed bool    // COMMIT succeeded
+	lost      bool    // the transaction was not the one begun: rolled back
+	close     bool    // the reset may not have run: the connection must not be reused
+	rerun     bool    // the connection died before COMMIT ran, or with nothing written: run again
+	doubt     inDoubt // the connection died after the check: COMMIT's outcome is this transaction's
+	err       error   // COMMIT's or ROLLBACK's failure, pgx.ErrTxCommitRollback, or ErrCommitUnknown
 }
 
 // endTransaction sends the binding's check, the reset's part that runs before the
@@ -101,7 +131,7 @@ func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, before, 
 	case pc.IsClosed(): // the connection died before COMMIT's (or ROLLBACK's) reply
 		out.close = true
 		if commit && strings.HasPrefix(scripts[0], b.check) {
-			out.xid, out.rerun, out.err = diedAtCommit(results, err)
+			out.doubt, out.rerun, out.err = diedAtCommit(results, err)
 		}
 	case pc.TxStatus() == 'I': // COMMIT or ROLLBACK failed, so the reset did not run
 		out.err = err
@@ -186,18 +216,18 @@ func execEach(ctx context.Context, pc *pgconn.PgConn, scripts ...string) ([]*pgc
 // server may also have crashed after COMMIT, before it sent the answers. pgconn's
 // SafeToRetry cannot tell either: a failed read comes back as "conn closed", which it
 // calls safe.
-func diedAtCommit(results []*pgconn.Result, err error) (xid string, rerun bool, unknown error) {
-	if len(results) > 0 && results[0].Err == nil && len(results[0].Rows) == 1 && len(results[0].Rows[0]) == 2 {
-		if xid := string(results[0].Rows[0][1]); xid != "" {
-			return xid, false, nil
+func diedAtCommit(results []*pgconn.Result, err error) (tx inDoubt, rerun bool, unknown error) {
+	if len(results) > 0 && results[0].Err == nil && len(results[0].Rows) == 1 && len(results[0].Rows[0]) == 3 {
+		if row := results[0].Rows[0]; row[1] != nil {
+			return inDoubt{xid: string(row[1]), began: string(row[2])}, false, nil
 		}
-		return "", true, nil
+		return inDoubt{}, true, nil
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Severity == "FATAL" && serverTerminated[pgErr.Code] {
-		return "", true, nil
+		return inDoubt{}, true, nil
 	}
-	return "", false, fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+	return inDoubt{}, false, fmt.Errorf("%w: %w", ErrCommitUnknown, err)
 }
 
 // serverTerminated are the SQLSTATEs of the FATAL a backend sends when it is made to
