@@ -121,10 +121,10 @@ type cutter struct {
 type cut int
 
 const (
-	cutAfterCommit   cut = iota // the server committed; nothing of its answer arrives
-	cutAfterCheck               // the server committed; only the binding's check's answer arrives
-	fatalBeforeCheck            // the script never reaches the server, whose FATAL arrives instead
-	crashBeforeCommit           // the check (sent apart) is answered, then the server crashes before COMMIT
+	cutAfterCommit    cut = iota // the server committed; nothing of its answer arrives
+	cutAfterCheck                // the server committed; only the binding's check's answer arrives
+	fatalBeforeCheck             // the script never reaches the server, whose FATAL arrives instead
+	crashBeforeCommit            // the check (sent apart) is answered, then the server crashes before COMMIT
 )
 
 func (c *cutter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
