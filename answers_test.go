@@ -79,7 +79,7 @@ func TestErrorHandlerOption(t *testing.T) {
 	var got error
 	e := newEnv(t, 2, tenant.Config{Resolver: byHeader, ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 		got = err
-		w.WriteHeader(middleware.StatusOf(err))
+		w.WriteHeader(tenant.StatusOf(err))
 		_, _ = fmt.Fprint(w, `{"error":"no such workspace"}`)
 	}})
 	rec := do(tenant.Middleware(e.mgr)(okHandler), "GET", "/", nil, "X-Tenant", "nosuch")

@@ -54,7 +54,7 @@ func TestGoroutineNeverReachesTheNextRequest(t *testing.T) {
 	if bgErr == nil {
 		assert.Equal(t, 1, e.items(t, a, "from-a"), "it ran in A's transaction, which waited for it")
 	} else {
-		assert.ErrorIs(t, bgErr, tenant.ErrSessionEnded)
+		assert.ErrorIs(t, bgErr, tenantctx.ErrSessionEnded)
 	}
 }
 
@@ -117,7 +117,7 @@ func TestResultsKeptPastTheRequestReadNothing(t *testing.T) {
 	assert.Equal(t, 422, do(h, "GET", "/", nil, "X-Tenant", a).Code)
 	assert.False(t, kept.rows.Next())
 	assert.Nil(t, kept.rows.RawValues())
-	assert.ErrorIs(t, kept.rows.Err(), tenant.ErrSessionEnded)
+	assert.ErrorIs(t, kept.rows.Err(), tenantctx.ErrSessionEnded)
 	kept.rows.Close()
 	poolIdle(t, e)
 }
@@ -215,7 +215,7 @@ func TestTimeoutHandlerInsideTheMiddleware(t *testing.T) {
 	assert.Equal(t, "503 too slow", fmt.Sprint(rec.Code, " ", rec.Body.String()))
 	err := <-orphaned
 	if err != nil {
-		assert.ErrorIs(t, err, tenant.ErrSessionEnded)
+		assert.ErrorIs(t, err, tenantctx.ErrSessionEnded)
 	}
 	poolIdle(t, e)
 	assert.Zero(t, e.items(t, a, "before-timeout"), "rolled back with the 503")

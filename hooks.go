@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/tenantkit/tenant/tenantctx"
 )
 
 // DefaultAfterCommitTimeout is Config.AfterCommitTimeout's default.
@@ -21,29 +19,20 @@ type hooks struct {
 	log     *slog.Logger
 }
 
-// succeeded reports whether an attempt's work stands, so its after-commit functions
-// run: its transaction committed, or it began none and ok (its answer was a success,
-// not RollbackOnly).
-func succeeded(sess *session, scope *tenantctx.Scope, ok bool) bool {
-	if began, committed := sess.outcome(); began {
-		return committed
-	}
-	return ok && !scope.IsRollbackOnly()
-}
-
 // afterResponse starts the attempt's after-commit functions when it succeeded, once
 // its response is on the wire: a slow or stuck function never delays the answer of a
 // committed request, nor fails it.
-func (m *Manager) afterResponse(w http.ResponseWriter, ctx context.Context, name string, sess *session, scope *tenantctx.Scope, status int) {
-	fns := scope.AfterCommitFuncs()
-	if len(fns) == 0 || !succeeded(sess, scope, status < http.StatusBadRequest) {
+func (a *attempt) afterResponse(w http.ResponseWriter, status int) {
+	fns := a.scope.AfterCommit()
+	if len(fns) == 0 || !a.succeeded(status < http.StatusBadRequest) {
 		return
 	}
-	m.hooks.wg.Add(1) // counted before the answer leaves: whoever saw it can wait for them
+	h := a.m.hooks
+	h.wg.Add(1) // counted before the answer leaves: whoever saw it can wait for them
 	_ = http.NewResponseController(w).Flush()
 	go func() {
-		defer m.hooks.wg.Done()
-		m.hooks.run(ctx, name, fns)
+		defer h.wg.Done()
+		h.run(a.ctx, a.name, fns)
 	}()
 }
 

@@ -82,8 +82,8 @@ func TestMiddlewareNegotiatesLocale(t *testing.T) {
 	e := newEnv(t, 2, tenant.Config{Resolver: byHeader, Locales: []language.Tag{language.English, language.German, deCH}}, a)
 	var got []language.Tag
 	inner := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got = append(got, tenantctx.Locale(r.Context()))
-		assert.Equal(t, language.English, tenantctx.DefaultLocale(r.Context()))
+		got = append(got, locale.FromContext(r.Context()))
+		assert.Equal(t, language.English, locale.FallbackFromContext(r.Context()))
 		if r.URL.Query().Get("replace") != "" {
 			w.Header().Set("Vary", "X-Mine") // a handler that clobbers Vary
 		}
@@ -109,7 +109,7 @@ func TestMiddlewareNegotiatesLocale(t *testing.T) {
 	plain := newEnv(t, 1, tenant.Config{Resolver: byHeader}, b)
 	var plainLocale language.Tag
 	h := tenant.Middleware(plain.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		plainLocale = tenantctx.Locale(r.Context())
+		plainLocale = locale.FromContext(r.Context())
 	}))
 	rec = do(h, "GET", "/", nil, "X-Tenant", b, "Accept-Language", "de")
 	assert.Equal(t, 200, rec.Code)

@@ -6,10 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"golang.org/x/text/language"
-
 	"github.com/tenantkit/tenant/locale"
-	"github.com/tenantkit/tenant/middleware"
 )
 
 // Middleware runs each request's tenant lifecycle: resolve, validate, admit, attach a
@@ -46,100 +43,70 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, b *binding, next
 	}
 	body := newReplayBody(r, m.maxBody)
 	m.repeat(r.Context(), b.name, func(last func() bool) bool {
-		var retry bool
-		retry, b = m.serveOnce(w, r, b, tag, next, body, last)
+		// Whether another attempt may follow is known once this one ran: a handler
+		// that read more of the body than MaxBodyBytes cannot be run again.
+		a := m.newAttempt(r.Context(), b, tag, func() bool { return !body.replayable() || last() })
+		retry := a.serveHTTP(w, r, next, body)
+		b = a.binding()
 		return retry
 	})
 }
 
-// serveOnce runs one attempt and reports whether it should run again, and the binding
-// the next attempt starts from (refreshed when a migration moved the tenant's version).
-func (m *Manager) serveOnce(w http.ResponseWriter, r *http.Request, b *binding, tag language.Tag, next http.Handler, body *replayBody, last func() bool) (retry bool, latest *binding) {
-	name := b.name
-	sess, scope, ctx := m.attach(r.Context(), b, tag)
-	sess.checkApart = !safeMethod(r.Method)
-	defer func() { latest = sess.b }()
-	// Whether another attempt may follow is known once this one ran: a handler that
-	// read more of the body than MaxBodyBytes cannot be run again.
-	isLast := func() bool { return !body.replayable() || last() }
-	bw := middleware.NewBufferedWriter(w, m.bufferBytes, func(status int) error {
-		if sess.sawConflict() {
-			_ = sess.finish(ctx, false)
-			return errConflictSeen // nothing has been sent: the request can still run again
-		}
-		if sess.streamsOpen() { // read-only: it streams with its transaction open
+// serveHTTP runs the handler once into a buffer, ends the transaction, and answers:
+// the handler's response, or the lifecycle's error. It reports whether the attempt
+// should run again, nothing having been sent.
+func (a *attempt) serveHTTP(w http.ResponseWriter, r *http.Request, next http.Handler, body *replayBody) (retry bool) {
+	m := a.m
+	a.sess.checkApart = !safeMethod(r.Method)
+	bw := newBufferedWriter(w, m.bufferBytes, func(status int) error {
+		if a.sess.streamsOpen() && !a.sess.sawConflict() { // read-only: nothing to lose by streaming
 			return nil
 		}
-		return sess.finish(ctx, status < http.StatusBadRequest && !scope.IsRollbackOnly())
+		if retry, err := a.end(status < http.StatusBadRequest); retry {
+			return errRunAgain
+		} else {
+			return err
+		}
 	})
 	if m.negotiator != nil {
-		locale.SetHeaders(bw.Header(), tag) // before the handler, so a stream carries them too
+		locale.SetHeaders(bw.Header(), locale.FromContext(a.ctx)) // before the handler, so a stream carries them too
 	}
-	r2 := attemptRequest(r, ctx, body)
-
 	finished := false
 	defer func() {
 		if !finished { // the handler panicked: roll back, release, let the panic go on
-			if err := sess.finish(ctx, false); err != nil {
-				m.log.ErrorContext(ctx, "tenant: rollback after panic", slog.String("tenant", name), slog.Any("error", err))
-			}
+			_, _ = a.end(false)
 		}
 	}()
-	next.ServeHTTP(bw, r2)
+	next.ServeHTTP(bw, attemptRequest(r, a.ctx, body))
 	finished = true
 
-	if bw.Streaming() {
-		// Ended by beforeStream (a no-op here that guarantees it), or read-only and open.
-		if err := sess.finish(ctx, bw.Status() < http.StatusBadRequest && !scope.IsRollbackOnly()); err != nil && sess.streamsOpen() {
-			m.log.WarnContext(ctx, "tenant: ending a streamed read-only transaction", slog.String("tenant", name), slog.Any("error", err))
+	switch {
+	case bw.Streaming() && bw.Failed() == nil: // the response went out; a read-only one is still open
+		if _, err := a.end(bw.Status() < http.StatusBadRequest); err != nil {
+			m.log.WarnContext(a.ctx, "tenant: ending a streamed read-only transaction", slog.String("tenant", a.name), slog.Any("error", err))
 		}
-		if err := bw.Failed(); err != nil { // nothing reached the client
-			rerun := errors.Is(err, errRerun) || sess.lostConnection()
-			conflict := rerun || isRetryable(err) || errors.Is(err, errConflictSeen)
-			switch {
-			case conflict && !isLast():
-				return true, b
-			case rerun:
-				m.fail(w, r, name, fmt.Errorf("%w: the connection died, retries exhausted, before streaming: %w", ErrUnavailable, err))
-			case conflict:
-				m.fail(w, r, name, fmt.Errorf("%w: retries exhausted, before streaming: %w", ErrConflict, err))
-			default:
-				m.fail(w, r, name, fmt.Errorf("before streaming: %w", commitFailed(err)))
-			}
-			return false, b
-		}
-		m.afterResponse(w, ctx, name, sess, scope, bw.Status())
-		return false, b
+		a.afterResponse(w, bw.Status())
+		return false
+	case !bw.Streaming() && r.Context().Err() != nil: // nobody is waiting for the answer
+		_, _ = a.end(false)
+		return false
 	}
-	if err := r.Context().Err(); err != nil {
-		if rbErr := sess.finish(ctx, false); rbErr != nil {
-			m.log.WarnContext(ctx, "tenant: rollback of cancelled request", slog.String("tenant", name), slog.Any("error", rbErr))
-		}
-		return false, b
-	}
-	if _, _, err := sess.state(); err != nil { // it could not begin: its answer, not the handler's
-		_ = sess.finish(ctx, false)
-		m.fail(w, r, name, err)
-		return false, b
-	}
-	retry, err := sess.end(ctx, bw.Status() < http.StatusBadRequest && !scope.IsRollbackOnly(), isLast)
+	retry, err := a.end(bw.Status() < http.StatusBadRequest)
 	switch {
 	case retry:
-		return true, b
-	case errors.Is(err, errRollbackFailed):
-		m.log.WarnContext(ctx, "tenant: rollback failed", slog.String("tenant", name), slog.Any("error", err))
+		return true
 	case err != nil:
-		m.fail(w, r, name, err)
-		return false, b
+		m.fail(w, r, a.name, err)
+		return false
 	}
 	if m.negotiator != nil {
 		locale.AddVary(bw.Header(), "Accept-Language", "Cookie") // the handler may have replaced Vary
 	}
 	if err := bw.Release(); err != nil {
-		m.log.DebugContext(ctx, "tenant: writing response", slog.String("tenant", name), slog.Any("error", err))
+		m.log.DebugContext(a.ctx, "tenant: writing response", slog.String("tenant", a.name), slog.Any("error", err))
 	}
-	m.afterResponse(w, ctx, name, sess, scope, bw.Status())
-	return false, b
+	a.afterResponse(w, bw.Status())
+	return false
 }
 
 // safeMethod reports the methods that should not write (RFC 9110, 9.2.1).
@@ -151,9 +118,9 @@ func safeMethod(method string) bool {
 	return false
 }
 
-// errConflictSeen stops a response from streaming after its transaction saw a
-// serialization failure, deadlock or stale plan.
-var errConflictSeen = errors.New("tenant: the transaction saw a conflict")
+// errRunAgain stops a response from streaming when its attempt is to run again (its
+// transaction saw a conflict, or lost its connection).
+var errRunAgain = errors.New("tenant: the attempt runs again")
 
 // fail logs the detail and hands the error to the ErrorHandler.
 func (m *Manager) fail(w http.ResponseWriter, r *http.Request, name string, err error) {

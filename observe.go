@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/tenantkit/tenant/internal/scope"
 	"github.com/tenantkit/tenant/tenantctx"
 )
 
@@ -73,7 +74,7 @@ func (sp *savepoint) Query(ctx context.Context, sql string, args ...any) (pgx.Ro
 
 func (sp *savepoint) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	if sp.closed.Load() {
-		return tenantctx.ErrRow{Err: pgx.ErrTxClosed}
+		return scope.FailedRow{Err: pgx.ErrTxClosed}
 	}
 	return sp.s.QueryRow(ctx, sql, args...)
 }
@@ -128,7 +129,7 @@ func (r *observedRows) Scan(dest ...any) error {
 	r.s.mu.Lock()
 	defer r.s.mu.Unlock()
 	if r.s.ended {
-		return ErrSessionEnded
+		return tenantctx.ErrSessionEnded
 	}
 	err := r.Rows.Scan(dest...)
 	r.s.note(err)
@@ -139,7 +140,7 @@ func (r *observedRows) Values() ([]any, error) {
 	r.s.mu.Lock()
 	defer r.s.mu.Unlock()
 	if r.s.ended {
-		return nil, ErrSessionEnded
+		return nil, tenantctx.ErrSessionEnded
 	}
 	return r.Rows.Values()
 }
@@ -159,7 +160,7 @@ func (r *observedRows) Err() error {
 	r.s.mu.Lock()
 	defer r.s.mu.Unlock()
 	if r.gone {
-		return ErrSessionEnded
+		return tenantctx.ErrSessionEnded
 	}
 	err := r.Rows.Err()
 	r.s.note(err)
@@ -200,7 +201,7 @@ func (r observedRow) Scan(dest ...any) error {
 	r.s.mu.Lock()
 	defer r.s.mu.Unlock()
 	if r.s.ended {
-		return ErrSessionEnded
+		return tenantctx.ErrSessionEnded
 	}
 	err := r.row.Scan(dest...)
 	r.s.note(err)
@@ -216,7 +217,7 @@ func (b *observedBatch) Exec() (pgconn.CommandTag, error) {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
 	if b.s.ended {
-		return pgconn.CommandTag{}, ErrSessionEnded
+		return pgconn.CommandTag{}, tenantctx.ErrSessionEnded
 	}
 	tag, err := b.BatchResults.Exec()
 	b.s.note(err)
@@ -227,7 +228,7 @@ func (b *observedBatch) Query() (pgx.Rows, error) {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
 	if b.s.ended {
-		return nil, ErrSessionEnded
+		return nil, tenantctx.ErrSessionEnded
 	}
 	rows, err := b.BatchResults.Query()
 	if err != nil {
@@ -241,7 +242,7 @@ func (b *observedBatch) QueryRow() pgx.Row {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
 	if b.s.ended {
-		return tenantctx.ErrRow{Err: ErrSessionEnded}
+		return scope.FailedRow{Err: tenantctx.ErrSessionEnded}
 	}
 	return observedRow{row: b.BatchResults.QueryRow(), s: b.s}
 }
@@ -250,7 +251,7 @@ func (b *observedBatch) Close() error {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
 	if b.s.ended {
-		return ErrSessionEnded
+		return tenantctx.ErrSessionEnded
 	}
 	err := b.BatchResults.Close()
 	b.s.note(err)

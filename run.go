@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"golang.org/x/text/language"
 )
@@ -16,7 +15,7 @@ type runSettings struct {
 	locale language.Tag
 }
 
-// WithLocale sets the locale tenantctx.Locale returns inside Run (default: the first
+// WithLocale sets the locale locale.FromContext returns inside Run (default: the first
 // configured locale).
 func WithLocale(tag language.Tag) RunOption {
 	return func(s *runSettings) { s.locale = tag }
@@ -42,7 +41,9 @@ func (m *Manager) Run(ctx context.Context, name string, fn func(ctx context.Cont
 		return err
 	}
 	if !m.repeat(ctx, name, func(last func() bool) (retry bool) {
-		retry, b, err = m.runOnce(ctx, b, fn, settings, last)
+		a := m.newAttempt(ctx, b, settings.locale, last)
+		retry, err = a.run(fn)
+		b = a.binding()
 		return retry
 	}) {
 		return ctx.Err()
@@ -50,41 +51,33 @@ func (m *Manager) Run(ctx context.Context, name string, fn func(ctx context.Cont
 	return err
 }
 
-func (m *Manager) runOnce(ctx context.Context, b *binding, fn func(context.Context) error, s runSettings, last func() bool) (retry bool, latest *binding, err error) {
-	sess, scope, ctx := m.attach(ctx, b, s.locale)
-	defer func() { latest = sess.b }()
-
+// run runs fn once and ends the transaction: Run's contract on top of attempt.end.
+func (a *attempt) run(fn func(context.Context) error) (retry bool, err error) {
 	finished := false
 	defer func() {
-		if !finished {
-			_ = sess.finish(ctx, false) // panic: roll back, release, the panic goes on
+		if !finished { // panic: roll back, release, the panic goes on
+			_, _ = a.end(false)
 		}
 	}()
-	fnErr := fn(ctx)
+	fnErr := fn(a.ctx)
 	finished = true
 
-	commit := fnErr == nil && !scope.IsRollbackOnly() && ctx.Err() == nil
-	retry, err = sess.end(ctx, commit, last)
-	_, _, beginErr := sess.state()
+	cancelled := a.ctx.Err() != nil
+	retry, err = a.end(fnErr == nil && !cancelled)
 	switch {
 	case retry:
-		return true, b, nil
+		return true, nil
 	case errors.Is(err, ErrConflict) && fnErr != nil: // retries spent: one answer, whoever saw the conflict
-		return false, b, fmt.Errorf("%w: retries exhausted: %w", ErrConflict, fnErr)
+		return false, fmt.Errorf("%w: retries exhausted: %w", ErrConflict, fnErr)
 	case fnErr != nil:
-		return false, b, fnErr // unchanged
-	case beginErr != nil: // fn swallowed it: nothing ran
-		return false, b, beginErr
-	case errors.Is(err, errRollbackFailed):
-		m.log.WarnContext(ctx, "tenant: rollback failed", slog.String("tenant", b.name), slog.Any("error", err))
-		return false, b, ctx.Err()
-	case err == nil && !commit:
-		return false, b, ctx.Err() // nil for RollbackOnly
+		return false, fnErr // unchanged
 	case err != nil:
-		return false, b, err
+		return false, err
+	case cancelled:
+		return false, a.ctx.Err()
 	}
-	if fns := scope.AfterCommitFuncs(); len(fns) > 0 && succeeded(sess, scope, true) {
-		m.hooks.run(ctx, b.name, fns) // before Run returns: a job expects its side effects done
+	if fns := a.scope.AfterCommit(); len(fns) > 0 && a.succeeded(true) {
+		a.m.hooks.run(a.ctx, a.name, fns) // before Run returns: a job expects its side effects done
 	}
-	return false, b, nil
+	return false, nil
 }

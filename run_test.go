@@ -13,6 +13,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/tenantkit/tenant"
+	"github.com/tenantkit/tenant/locale"
 	"github.com/tenantkit/tenant/tenantctx"
 )
 
@@ -132,7 +133,7 @@ func TestRun(t *testing.T) {
 	})
 	t.Run("locale", func(t *testing.T) {
 		var got []language.Tag
-		fn := func(ctx context.Context) error { got = append(got, tenantctx.Locale(ctx)); return nil }
+		fn := func(ctx context.Context) error { got = append(got, locale.FromContext(ctx)); return nil }
 		require.NoError(t, e.mgr.Run(ctx, a, fn))
 		require.NoError(t, e.mgr.Run(ctx, a, fn, tenant.WithLocale(language.German)))
 		assert.Equal(t, []language.Tag{language.English, language.German}, got)

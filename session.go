@@ -13,27 +13,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tenantkit/tenant/internal/scope"
 	"github.com/tenantkit/tenant/tenantctx"
 )
-
-// ErrSessionEnded is returned by a session used after its transaction ended: the
-// response began streaming (Flush, Hijack, a large body) or the request finished.
-var ErrSessionEnded = errors.New("tenant: the request's transaction has already ended (response streamed or request finished)")
-
-// ErrTransactionLost means the handler ended the request's transaction or unbound it
-// from the tenant itself (ROLLBACK, COMMIT, COMMIT AND CHAIN, a script with its own
-// BEGIN and COMMIT, RESET ALL or a change of search_path). Nothing more runs in it,
-// nothing is reported as committed, and the request fails with 500.
-var ErrTransactionLost = errors.New("tenant: the request's transaction was ended or unbound by the handler")
-
-// ErrPreparedStatements means prepared statements did not survive from one transaction
-// to the next on a connection: PgBouncer in transaction mode before 1.21, or without
-// max_prepared_statements. It is a configuration error (500, never retried): build the
-// pool with pool.WithQueryExecMode(pgx.QueryExecModeExec), or enable
-// max_prepared_statements in PgBouncer 1.21 or later.
-var ErrPreparedStatements = errors.New("tenant: prepared statements are lost between transactions " +
-	"(PgBouncer in transaction mode without prepared statement support): use pool.WithQueryExecMode(pgx.QueryExecModeExec) " +
-	"or PgBouncer 1.21+ with max_prepared_statements")
 
 // finishTimeout bounds COMMIT/ROLLBACK, which run even when the request was cancelled.
 const finishTimeout = 30 * time.Second
@@ -85,7 +67,7 @@ func (m *Manager) newSession(b *binding) *session {
 // would commit on its own. Called with s.mu held, as every method below.
 func (s *session) use(ctx context.Context, sql string) (*pgx.Conn, error) {
 	if s.ended {
-		return nil, ErrSessionEnded
+		return nil, tenantctx.ErrSessionEnded
 	}
 	if s.conn == nil {
 		if err := s.begin(ctx); err != nil {
@@ -256,51 +238,6 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 	return end.err
 }
 
-// end finishes one attempt; last reports whether no attempt may follow (asked only
-// when one would be wanted). A transaction that saw a conflict, or lost its connection,
-// rolls back and asks to run again (unless last: ErrConflict, ErrPreparedStatements
-// when a cached statement was missing again, ErrUnavailable when the connection died).
-// Otherwise it commits or rolls back as asked; a COMMIT that fails with a conflict, or
-// whose connection died before it committed, asks to run again (unless last:
-// ErrConflict, ErrUnavailable); any other COMMIT failure, one whose outcome is unknown
-// included, is ErrCommitFailed. A transaction the handler ended is ErrTransactionLost
-// (with ErrCommitFailed when it was to commit). A failed ROLLBACK is errRollbackFailed.
-func (s *session) end(ctx context.Context, commit bool, last func() bool) (retry bool, err error) {
-	if conflict, lostStatement, _ := s.state(); conflict {
-		err := s.finish(ctx, false)
-		switch {
-		case errors.Is(err, ErrTransactionLost):
-			return false, err
-		case !last():
-			return true, nil
-		case lostStatement:
-			return false, ErrPreparedStatements
-		case s.lostConnection():
-			return false, fmt.Errorf("%w: the connection died, and retries are exhausted", ErrUnavailable)
-		}
-		return false, fmt.Errorf("%w: retries exhausted", ErrConflict)
-	}
-	err = s.finish(ctx, commit)
-	switch {
-	case err == nil:
-		return false, nil
-	case errors.Is(err, errRerun) && !last():
-		return true, nil
-	case errors.Is(err, errRerun):
-		return false, fmt.Errorf("%w: retries exhausted: %w", ErrUnavailable, err)
-	case errors.Is(err, ErrTransactionLost) && commit:
-		return false, fmt.Errorf("%w: %w", ErrCommitFailed, err)
-	case errors.Is(err, ErrTransactionLost), !commit:
-		return false, err
-	case isRetryable(err) && !last():
-		return true, nil
-	case isRetryable(err):
-		return false, fmt.Errorf("%w: retries exhausted: %w", ErrConflict, err)
-	default:
-		return false, commitFailed(err)
-	}
-}
-
 // setMode sets SetIsolation's and SetReadOnly's options, before the transaction
 // begins.
 func (s *session) setMode(isolation string, readOnly bool) error {
@@ -363,7 +300,7 @@ func (s *session) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	defer s.mu.Unlock()
 	c, err := s.use(ctx, sql)
 	if err != nil {
-		return tenantctx.ErrRow{Err: err}
+		return scope.FailedRow{Err: err}
 	}
 	return observedRow{row: c.QueryRow(ctx, s.b.keyed(sql), args...), s: s}
 }
@@ -378,7 +315,7 @@ func (s *session) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 	defer s.mu.Unlock()
 	c, err := s.use(ctx, all.String())
 	if err != nil {
-		return tenantctx.ErrBatchResults{Err: err}
+		return scope.FailedBatch{Err: err}
 	}
 	return &observedBatch{BatchResults: c.SendBatch(ctx, s.b.keyedBatch(b)), s: s}
 }

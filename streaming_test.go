@@ -57,7 +57,7 @@ func TestFlushCommitsThenStreams(t *testing.T) {
 	assert.Equal(t, 200, code)
 	assert.Equal(t, "first;second", body)
 	assert.Equal(t, 1, visibleAtFlush, "committed before the first byte was flushed")
-	assert.ErrorIs(t, laterErr, tenant.ErrSessionEnded)
+	assert.ErrorIs(t, laterErr, tenantctx.ErrSessionEnded)
 }
 
 func TestLargeResponseStreams(t *testing.T) {

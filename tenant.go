@@ -38,21 +38,12 @@ import (
 	"github.com/tenantkit/tenant/middleware"
 	"github.com/tenantkit/tenant/pool"
 	"github.com/tenantkit/tenant/schema"
-	"github.com/tenantkit/tenant/tenantctx"
-)
-
-// Lifecycle errors, for errors.Is on what Run returns and in an ErrorHandler.
-var (
-	ErrUnknownTenant = middleware.ErrUnknownTenant // 404: missing, invalid, unknown or refused tenant
-	ErrUnavailable   = middleware.ErrUnavailable   // 503: database unreachable, provisioning failed
-	ErrConflict      = middleware.ErrConflict      // 409: serialization retries exhausted
-	ErrCommitFailed  = middleware.ErrCommitFailed  // 500: COMMIT failed
-	ErrCommitUnknown = middleware.ErrCommitUnknown // 500: the connection failed during COMMIT; it may have committed
 )
 
 // Defaults for Config's zero values.
 const (
 	DefaultMaxBodyBytes = 1 << 20
+	DefaultBufferBytes  = 1 << 20
 	DefaultHitTTL       = time.Minute
 	DefaultMissTTL      = 2 * time.Second
 )
@@ -81,7 +72,7 @@ type Config struct {
 
 	// Locales the application serves; the first is the default. Each request gets one
 	// of them (?locale=, locale cookie, Accept-Language, default), responses get
-	// Content-Language and Vary. Empty: no negotiation, tenantctx.Locale is language.Und.
+	// Content-Language and Vary. Empty: no negotiation, locale.FromContext is language.Und.
 	Locales []language.Tag
 
 	// Isolation of request transactions. Default pgx.Serializable.
@@ -100,7 +91,8 @@ type Config struct {
 	// this much. A handler that reads more runs once (a conflict then answers 409).
 	// Default 1 MiB.
 	MaxBodyBytes int64
-	// BufferBytes of response held back before streaming. Default 1 MiB.
+	// BufferBytes of response held back before streaming: a larger response, or one
+	// the handler flushes, ends its transaction first (see ReadOnly). Default 1 MiB.
 	BufferBytes int
 
 	// HitTTL and MissTTL bound how long admission remembers that a name is a tenant
@@ -120,8 +112,8 @@ type Config struct {
 	// Logger receives details of failures, with the tenant as attribute. Default
 	// slog.Default().
 	Logger *slog.Logger
-	// ErrorHandler renders lifecycle errors. Default middleware.WriteError.
-	ErrorHandler middleware.ErrorHandler
+	// ErrorHandler renders lifecycle errors. Default WriteError.
+	ErrorHandler ErrorHandler
 }
 
 // Manager wires the pool, provisioning, admission and the session lifecycle. It is
@@ -139,7 +131,7 @@ type Manager struct {
 	maxBody      int64
 	bufferBytes  int
 	log          *slog.Logger
-	onError      middleware.ErrorHandler
+	onError      ErrorHandler
 	hooks        *hooks
 }
 
@@ -171,11 +163,14 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if m.maxBody <= 0 {
 		m.maxBody = DefaultMaxBodyBytes
 	}
+	if m.bufferBytes <= 0 {
+		m.bufferBytes = DefaultBufferBytes
+	}
 	if m.log == nil {
 		m.log = slog.Default()
 	}
 	if m.onError == nil {
-		m.onError = middleware.WriteError
+		m.onError = WriteError
 	}
 	m.hooks = &hooks{timeout: cfg.AfterCommitTimeout, log: m.log}
 	if m.hooks.timeout <= 0 {
@@ -257,16 +252,6 @@ func (m *Manager) DefaultLocale() language.Tag {
 		return language.Und
 	}
 	return m.negotiator.Default()
-}
-
-// attach makes one attempt's session and scope and the context that carries them
-// with the locale: what Middleware and Run give the application's code.
-func (m *Manager) attach(ctx context.Context, b *binding, tag language.Tag) (*session, *tenantctx.Scope, context.Context) {
-	sess := m.newSession(b)
-	scope := tenantctx.NewScope(b.name, sess)
-	ctx = tenantctx.WithScope(ctx, scope)
-	ctx = tenantctx.WithDefaultLocale(tenantctx.WithLocale(ctx, tag), m.DefaultLocale())
-	return sess, scope, ctx
 }
 
 // check validates and admits a tenant: the shared front half of Middleware and Run.

@@ -12,10 +12,6 @@ import (
 	"github.com/tenantkit/tenant/tenantctx"
 )
 
-// ErrTransactionBegun is returned by SetIsolation and SetReadOnly once the request's
-// transaction has begun (its first query ran): call them before it.
-var ErrTransactionBegun = errors.New("tenant: the request's transaction has already begun")
-
 // errNotInLifecycle is returned by SetIsolation and SetReadOnly outside tenant.Middleware
 // and Manager.Run.
 var errNotInLifecycle = errors.New("tenant: no request transaction in this context (is it inside tenant.Middleware or Manager.Run?)")

@@ -17,7 +17,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantkit/tenant"
-	"github.com/tenantkit/tenant/middleware"
 	"github.com/tenantkit/tenant/tenantctx"
 )
 
@@ -148,7 +147,7 @@ func TestReadOnlyExportStreams(t *testing.T) {
 	assert.Equal(t, 200, code)
 	lines := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
 	require.Len(t, lines, exportRows)
-	assert.Greater(t, len(body), middleware.DefaultBufferLimit+middleware.DefaultBufferLimit/2, "it streamed: about 2 MB")
+	assert.Greater(t, len(body), tenant.DefaultBufferBytes+tenant.DefaultBufferBytes/2, "it streamed: about 2 MB")
 	assert.True(t, strings.HasPrefix(lines[exportRows-1], fmt.Sprint(exportRows)+`,"item number `+fmt.Sprint(exportRows)), lines[exportRows-1])
 	assert.Zero(t, e.pool.Stat().AcquiredConns())
 

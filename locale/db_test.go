@@ -14,7 +14,6 @@ import (
 	"github.com/tenantkit/tenant/locale"
 	"github.com/tenantkit/tenant/pool"
 	"github.com/tenantkit/tenant/schema"
-	"github.com/tenantkit/tenant/tenantctx"
 )
 
 // dbWithHstore returns a pool whose connections know hstore, on a database where the
@@ -76,7 +75,7 @@ func TestLocalizedSQL(t *testing.T) {
 	require.NoError(t, err)
 
 	list := func(tag language.Tag) []string {
-		c := tenantctx.WithDefaultLocale(tenantctx.WithLocale(ctx, tag), language.English)
+		c := locale.NewContext(ctx, tag, language.English)
 		title := locale.Localized(c, "docs", "title")
 		rows, err := tx.Query(ctx, "SELECT "+title.SQL(1)+" FROM docs ORDER BY "+title.SQL(1), title.Arg())
 		require.NoError(t, err)

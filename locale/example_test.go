@@ -8,7 +8,6 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/tenantkit/tenant/locale"
-	"github.com/tenantkit/tenant/tenantctx"
 )
 
 func ExampleNegotiator_Negotiate() {
@@ -33,10 +32,10 @@ func ExampleNegotiator_Negotiate() {
 
 func ExampleText() {
 	title := locale.Text{"en": "Annual report", "de": "Jahresbericht"}
-	fmt.Println(title.Get(language.MustParse("de-CH")))                // parent
-	fmt.Println(title.Get(language.French, language.English))          // default
-	fmt.Printf("%q\n", title.Get(language.French))                     // nothing
-	ctx := tenantctx.WithLocale(context.Background(), language.German) // what the middleware does
+	fmt.Println(title.Get(language.MustParse("de-CH")))                           // parent
+	fmt.Println(title.Get(language.French, language.English))                     // default
+	fmt.Printf("%q\n", title.Get(language.French))                                // nothing
+	ctx := locale.NewContext(context.Background(), language.German, language.Und) // what the middleware does
 	fmt.Println(title.In(ctx))
 	// Output:
 	// Jahresbericht
@@ -46,7 +45,7 @@ func ExampleText() {
 }
 
 func ExampleLocalized() {
-	ctx := tenantctx.WithDefaultLocale(tenantctx.WithLocale(context.Background(), language.MustParse("de-CH")), language.English)
+	ctx := locale.NewContext(context.Background(), language.MustParse("de-CH"), language.English)
 	title := locale.Localized(ctx, "title")
 	fmt.Println("SELECT id FROM documents ORDER BY " + title.SQL(1))
 	fmt.Println(title.Arg())

@@ -3,7 +3,7 @@
 // The application lists the locales it serves, the first being the default. A request's
 // locale comes from, in order: the ?locale= query parameter, the "locale" cookie, the
 // Accept-Language header, the default. tenant.Middleware negotiates it and puts it in
-// the context (tenantctx.Locale); Text.In and Localized read it from there. Nothing here
+// the context (NewContext, FromContext); Text.In and Localized read it from there. Nothing here
 // is global: the locale lives in the request's context.
 package locale
 

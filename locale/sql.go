@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/tenantkit/tenant/tenantctx"
 )
 
 // Expr is the SQL for a translated JSONB column's value in a locale, with the
@@ -30,7 +28,7 @@ func LocalizedFor(chain []string, column ...string) Expr {
 
 // Localized builds an Expr for the context's locale and default locale.
 func Localized(ctx context.Context, column ...string) Expr {
-	return LocalizedFor(Chain(tenantctx.Locale(ctx), tenantctx.DefaultLocale(ctx)), column...)
+	return LocalizedFor(Chain(FromContext(ctx), FallbackFromContext(ctx)), column...)
 }
 
 // SQL returns the expression, reading the chain from parameter $param:

@@ -6,8 +6,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgtype"
 	"golang.org/x/text/language"
-
-	"github.com/tenantkit/tenant/tenantctx"
 )
 
 // Text is the translations of one value, keyed by BCP 47 tag ("en", "de-CH"). It is
@@ -33,18 +31,18 @@ func (t Text) Lookup(tag language.Tag, defaults ...language.Tag) (text, key stri
 	return "", "", false
 }
 
-// In returns the text in the context's locale (tenantctx.Locale), falling back as Get
-// does to the context's default locale (tenantctx.DefaultLocale).
+// In returns the text in the context's locale (FromContext), falling back as Get
+// does to the context's default locale (FallbackFromContext).
 func (t Text) In(ctx context.Context) string {
-	return t.Get(tenantctx.Locale(ctx), tenantctx.DefaultLocale(ctx))
+	return t.Get(FromContext(ctx), FallbackFromContext(ctx))
 }
 
 // Set writes v as the text in the context's locale (the default locale when none was
 // negotiated), making the map if needed.
 func (t *Text) Set(ctx context.Context, v string) {
-	tag := tenantctx.Locale(ctx)
+	tag := FromContext(ctx)
 	if tag == language.Und {
-		tag = tenantctx.DefaultLocale(ctx)
+		tag = FallbackFromContext(ctx)
 	}
 	t.SetTag(tag, v)
 }

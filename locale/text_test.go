@@ -8,7 +8,6 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/tenantkit/tenant/locale"
-	"github.com/tenantkit/tenant/tenantctx"
 )
 
 func TestTextGet(t *testing.T) {
@@ -42,16 +41,16 @@ func TestTextGet(t *testing.T) {
 }
 
 func TestTextInAndSet(t *testing.T) {
-	ctx := tenantctx.WithDefaultLocale(context.Background(), language.English)
+	ctx := locale.NewContext(context.Background(), language.Und, language.English)
 	var txt locale.Text
 	txt.Set(ctx, "no") // no locale negotiated: the default
 	assert.Equal(t, locale.Text{"en": "no"}, txt)
 
-	de := tenantctx.WithLocale(ctx, language.MustParse("de-CH"))
+	de := locale.NewContext(ctx, language.MustParse("de-CH"), language.English)
 	assert.Equal(t, "no", txt.In(de))
 	txt.Set(de, "nein")
 	assert.Equal(t, "nein", txt.In(de))
-	assert.Equal(t, "no", txt.In(tenantctx.WithLocale(ctx, language.English)))
+	assert.Equal(t, "no", txt.In(locale.NewContext(ctx, language.English, language.English)))
 
 	txt.SetTag(language.MustParse("de-CH"), "neei")
 	txt2 := locale.Text{"de-ch": "old"}

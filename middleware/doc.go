@@ -1,8 +1,4 @@
-// Package middleware holds the HTTP mechanics of tenant's request lifecycle: Resolvers
-// that find the tenant in a request (host, path, header, router parameter), the
-// BufferedWriter that keeps a response back until the transaction has committed, and
-// the error responses.
-//
-// Most applications use these through tenant.Config and tenant.Middleware; nothing here
-// touches the database.
+// Package middleware finds the tenant in an HTTP request: Resolvers for the host, a
+// subdomain, a path prefix, a header, or a router parameter, and First to combine
+// them. tenant.Config.Resolver takes one; nothing here touches the database.
 package middleware

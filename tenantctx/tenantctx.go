@@ -1,6 +1,7 @@
-// Package tenantctx carries a request's tenant through its context: the schema, the
-// database session bound to it, the negotiated locale, after-commit functions and the
-// rollback-only mark. tenant.Middleware and Manager.Run attach them; handlers read them.
+// Package tenantctx is what a handler reads from its request's context: the tenant's
+// schema, the database session bound to it, and the calls that shape the end of the
+// request (AfterCommit, RollbackOnly). tenant.Middleware and Manager.Run put them
+// there; tests of a handler can with NewContext.
 //
 //	db := tenantctx.Session(r.Context()) // runs in the tenant's schema and transaction
 //
@@ -10,11 +11,11 @@ package tenantctx
 import (
 	"context"
 	"errors"
-	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"golang.org/x/text/language"
+
+	"github.com/tenantkit/tenant/internal/scope"
 )
 
 // DB is the request's database session. It satisfies sqlc's pgx/v5 DBTX (Exec, Query,
@@ -24,7 +25,7 @@ import (
 // is refused, large objects are not available), and after a handler ends the
 // transaction itself (ROLLBACK, COMMIT) every call fails instead of running on its own.
 // It is safe for concurrent use: calls take turns on the connection, and none reaches
-// it once the request ended.
+// it once the request ended (ErrSessionEnded).
 type DB interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
@@ -38,66 +39,34 @@ type DB interface {
 // no tenant lifecycle (tenant.Middleware, Manager.Run) attached.
 var ErrNoSession = errors.New("tenantctx: no tenant session in this context (is the route behind tenant.Middleware?)")
 
-// Scope is one attempt of a tenant lifecycle: what Session, Schema, AfterCommit and
-// RollbackOnly see. Lifecycle owners make one per attempt with NewScope; handlers
-// never need it.
-type Scope struct {
-	schema  string
-	session DB
+// ErrSessionEnded is returned by a DB used after its request's transaction ended: the
+// response began to stream, or the request finished (a goroutine that outlived it).
+var ErrSessionEnded = errors.New("tenantctx: the request's transaction has already ended (response streamed or request finished)")
 
-	mu           sync.Mutex
-	afterCommit  []func(context.Context)
-	rollbackOnly bool
-}
-
-// NewScope returns a Scope for the schema whose queries go to session.
-func NewScope(schema string, session DB) *Scope {
-	return &Scope{schema: schema, session: session}
-}
-
-// AfterCommitFuncs returns the functions registered with AfterCommit, in order.
-func (s *Scope) AfterCommitFuncs() []func(context.Context) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append(([]func(context.Context))(nil), s.afterCommit...)
-}
-
-// IsRollbackOnly reports whether RollbackOnly was called.
-func (s *Scope) IsRollbackOnly() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rollbackOnly
-}
-
-type scopeKey struct{}
-type localeKey struct{}
-type defaultLocaleKey struct{}
-
-// WithScope returns a context carrying s.
-func WithScope(ctx context.Context, s *Scope) context.Context {
-	return context.WithValue(ctx, scopeKey{}, s)
-}
-
-// ScopeFrom returns the Scope in ctx, if any.
-func ScopeFrom(ctx context.Context) (*Scope, bool) {
-	s, ok := ctx.Value(scopeKey{}).(*Scope)
-	return s, ok
+// NewContext returns a context whose Session is db and whose Schema is schema, for
+// testing a handler without the lifecycle (as chi.NewRouteContext is for routing):
+// give it a pgx.Tx the test rolls back. Functions registered with AfterCommit in it
+// never run.
+func NewContext(ctx context.Context, schema string, db DB) context.Context {
+	return scope.NewContext(ctx, &scope.Scope{Schema: schema, Session: db})
 }
 
 // Session returns the tenant's database session. It is never nil: outside a tenant
 // lifecycle every method fails with ErrNoSession. The first use begins the
 // transaction; a request that never calls it costs no connection.
 func Session(ctx context.Context) DB {
-	if s, ok := ScopeFrom(ctx); ok && s.session != nil {
-		return s.session
+	if s := scope.FromContext(ctx); s != nil {
+		if db, ok := s.Session.(DB); ok && db != nil {
+			return db
+		}
 	}
 	return noSession{}
 }
 
 // Schema returns the tenant's schema name, or "" outside a tenant lifecycle.
 func Schema(ctx context.Context) string {
-	if s, ok := ScopeFrom(ctx); ok {
-		return s.schema
+	if s := scope.FromContext(ctx); s != nil {
+		return s.Schema
 	}
 	return ""
 }
@@ -107,52 +76,21 @@ func Schema(ctx context.Context) string {
 // was rolled back. fn gets a context that is not cancelled with the request. Outside a
 // tenant lifecycle it reports false and fn never runs.
 func AfterCommit(ctx context.Context, fn func(context.Context)) bool {
-	s, ok := ScopeFrom(ctx)
-	if !ok {
+	s := scope.FromContext(ctx)
+	if s == nil {
 		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.afterCommit = append(s.afterCommit, fn)
+	s.AddAfterCommit(fn)
 	return true
 }
 
 // RollbackOnly marks the transaction to be rolled back whatever the response status
 // (a dry run, a preview). It reports false outside a tenant lifecycle.
 func RollbackOnly(ctx context.Context) bool {
-	s, ok := ScopeFrom(ctx)
-	if !ok {
+	s := scope.FromContext(ctx)
+	if s == nil {
 		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rollbackOnly = true
+	s.MarkRollbackOnly()
 	return true
-}
-
-// WithLocale returns a context carrying the negotiated locale.
-func WithLocale(ctx context.Context, tag language.Tag) context.Context {
-	return context.WithValue(ctx, localeKey{}, tag)
-}
-
-// WithDefaultLocale returns a context carrying the application's default locale, the
-// last fallback of translated texts.
-func WithDefaultLocale(ctx context.Context, tag language.Tag) context.Context {
-	return context.WithValue(ctx, defaultLocaleKey{}, tag)
-}
-
-// DefaultLocale returns the application's default locale, or language.Und.
-func DefaultLocale(ctx context.Context) language.Tag {
-	if t, ok := ctx.Value(defaultLocaleKey{}).(language.Tag); ok {
-		return t
-	}
-	return language.Und
-}
-
-// Locale returns the request's locale, or language.Und when none was negotiated.
-func Locale(ctx context.Context) language.Tag {
-	if t, ok := ctx.Value(localeKey{}).(language.Tag); ok {
-		return t
-	}
-	return language.Und
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/text/language"
 
 	"github.com/tenantkit/tenant/tenantctx"
 )
@@ -24,6 +23,8 @@ func TestOutsideALifecycle(t *testing.T) {
 	br := db.SendBatch(ctx, &pgx.Batch{})
 	_, err = br.Exec()
 	assert.ErrorIs(t, err, tenantctx.ErrNoSession)
+	_, err = br.Query()
+	assert.ErrorIs(t, err, tenantctx.ErrNoSession)
 	assert.ErrorIs(t, br.QueryRow().Scan(), tenantctx.ErrNoSession)
 	assert.ErrorIs(t, br.Close(), tenantctx.ErrNoSession)
 	assert.Nil(t, br.Tx())
@@ -33,32 +34,22 @@ func TestOutsideALifecycle(t *testing.T) {
 	assert.ErrorIs(t, err, tenantctx.ErrNoSession)
 
 	assert.Equal(t, "", tenantctx.Schema(ctx))
-	assert.Equal(t, language.Und, tenantctx.Locale(ctx))
 	assert.False(t, tenantctx.AfterCommit(ctx, func(context.Context) {}))
 	assert.False(t, tenantctx.RollbackOnly(ctx))
 }
 
-func TestScope(t *testing.T) {
-	s := tenantctx.NewScope("acme", nil)
-	ctx := tenantctx.WithLocale(tenantctx.WithScope(context.Background(), s), language.German)
+// NewContext is the test hook: Session and Schema read what it was given.
+func TestNewContext(t *testing.T) {
+	var db tenantctx.DB = fakeDB{}
+	ctx := tenantctx.NewContext(context.Background(), "acme", db)
 	assert.Equal(t, "acme", tenantctx.Schema(ctx))
-	assert.Equal(t, language.German, tenantctx.Locale(ctx))
-	got, ok := tenantctx.ScopeFrom(ctx)
-	require.True(t, ok)
-	assert.Same(t, s, got)
-
-	var order []int
-	assert.True(t, tenantctx.AfterCommit(ctx, func(context.Context) { order = append(order, 1) }))
-	assert.True(t, tenantctx.AfterCommit(ctx, func(context.Context) { order = append(order, 2) }))
-	for _, fn := range s.AfterCommitFuncs() {
-		fn(ctx)
-	}
-	assert.Equal(t, []int{1, 2}, order)
-
-	assert.False(t, s.IsRollbackOnly())
+	assert.Equal(t, db, tenantctx.Session(ctx))
+	assert.True(t, tenantctx.AfterCommit(ctx, func(context.Context) {}))
 	assert.True(t, tenantctx.RollbackOnly(ctx))
-	assert.True(t, s.IsRollbackOnly())
 
-	_, err := tenantctx.Session(ctx).Exec(ctx, "SELECT 1")
-	assert.ErrorIs(t, err, tenantctx.ErrNoSession, "a scope without a session behaves as none")
+	_, err := tenantctx.Session(tenantctx.NewContext(ctx, "acme", nil)).Exec(ctx, "SELECT 1")
+	assert.ErrorIs(t, err, tenantctx.ErrNoSession, "a context without a session behaves as none")
 }
+
+// fakeDB is only compared, never called.
+type fakeDB struct{ tenantctx.DB }

@@ -37,9 +37,9 @@ type document struct {
 // the title really is in.
 func present(r *http.Request, id int64, title locale.Text, withTranslations bool) document {
 	ctx := r.Context()
-	text, key, ok := title.Lookup(tenantctx.Locale(ctx), append([]language.Tag{tenantctx.DefaultLocale(ctx)}, Locales...)...)
+	text, key, ok := title.Lookup(locale.FromContext(ctx), append([]language.Tag{locale.FallbackFromContext(ctx)}, Locales...)...)
 	if !ok {
-		key = tenantctx.Locale(ctx).String()
+		key = locale.FromContext(ctx).String()
 	}
 	d := document{ID: id, Title: text, Locale: key}
 	if withTranslations {

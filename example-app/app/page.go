@@ -50,7 +50,7 @@ func (a *App) renderPage(w http.ResponseWriter, r *http.Request, status int, for
 		a.serverError(w, r, "could not read documents", err)
 		return
 	}
-	current := tenantctx.Locale(r.Context())
+	current := locale.FromContext(r.Context())
 	langs := make([]pageLanguage, len(Locales))
 	for i, t := range Locales {
 		langs[i] = pageLanguage{Tag: t.String(), Name: languageNames[t], Current: t == current}

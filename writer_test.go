@@ -1,4 +1,4 @@
-package middleware_test
+package tenant
 
 import (
 	"errors"
@@ -10,8 +10,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/tenantkit/tenant/middleware"
 )
 
 type finishRecorder struct {
@@ -30,9 +28,12 @@ func (f *finishRecorder) finish(status int) error {
 	return f.err
 }
 
-func newBW(limit int) (*middleware.BufferedWriter, *finishRecorder) {
+func newBW(limit int) (*bufferedWriter, *finishRecorder) {
+	if limit == 0 {
+		limit = DefaultBufferBytes
+	}
 	f := &finishRecorder{rec: httptest.NewRecorder()}
-	return middleware.NewBufferedWriter(f.rec, limit, f.finish), f
+	return newBufferedWriter(f.rec, limit, f.finish), f
 }
 
 func TestBufferedWriterHoldsResponse(t *testing.T) {
@@ -49,19 +50,6 @@ func TestBufferedWriterHoldsResponse(t *testing.T) {
 	assert.Equal(t, "hello", f.rec.Body.String())
 	assert.Equal(t, "1", f.rec.Header().Get("X-A"))
 	assert.Zero(t, f.calls, "no streaming, no early finish")
-}
-
-func TestBufferedWriterResetForRetry(t *testing.T) {
-	bw, f := newBW(0)
-	bw.Header().Set("X-Attempt", "1")
-	bw.WriteHeader(500)
-	_, _ = io.WriteString(bw, "first")
-	bw.Reset()
-	_, _ = io.WriteString(bw, "second")
-	require.NoError(t, bw.Release())
-	assert.Equal(t, 200, f.rec.Code)
-	assert.Equal(t, "second", f.rec.Body.String())
-	assert.Empty(t, f.rec.Header().Get("X-Attempt"))
 }
 
 func TestBufferedWriterStreamsOverLimit(t *testing.T) {
@@ -98,9 +86,9 @@ func TestBufferedWriterFinishFailure(t *testing.T) {
 	f.err = errors.New("commit failed")
 	_, _ = io.WriteString(bw, "a")
 	err := http.NewResponseController(bw).Flush()
-	assert.ErrorIs(t, err, middleware.ErrStreamFailed)
+	assert.ErrorIs(t, err, errResponseDropped)
 	_, err = io.WriteString(bw, "b")
-	assert.ErrorIs(t, err, middleware.ErrStreamFailed)
+	assert.ErrorIs(t, err, errResponseDropped)
 	assert.Zero(t, f.rec.Body.Len(), "nothing was sent")
 	assert.Error(t, bw.Failed())
 	require.NoError(t, bw.Release())
@@ -110,7 +98,7 @@ func TestBufferedWriterFinishFailure(t *testing.T) {
 	bw.Header().Set("X-Late", "1")
 	bw.WriteHeader(http.StatusTeapot)
 	_, err = io.WriteString(bw, "late")
-	assert.ErrorIs(t, err, middleware.ErrStreamFailed)
+	assert.ErrorIs(t, err, errResponseDropped)
 	assert.Empty(t, f.rec.Header().Get("X-Late"))
 	assert.False(t, f.rec.Flushed || f.rec.Code == http.StatusTeapot, "no status was sent")
 }
@@ -149,12 +137,13 @@ func TestBufferedWriterKeepsOuterHeaders(t *testing.T) {
 	rec.Header().Set("Vary", "Origin")
 	rec.Header().Set("X-Outer", "1")
 	rec.Header().Set("X-Removed", "1")
-	bw := middleware.NewBufferedWriter(rec, 0, func(int) error { return nil })
+	bw := newBufferedWriter(rec, DefaultBufferBytes, func(int) error { return nil })
 	assert.Equal(t, "Origin", bw.Header().Get("Vary"))
 	bw.Header().Add("Vary", "Accept-Language")
 	bw.Header().Del("X-Removed")
 	bw.Header().Set("X-Attempt", "1")
-	bw.Reset()
+	// A retry gets a writer of its own: it starts again from the outer headers.
+	bw = newBufferedWriter(rec, DefaultBufferBytes, func(int) error { return nil })
 	assert.Equal(t, []string{"Origin"}, bw.Header().Values("Vary"), "a retry starts from the outer headers")
 	bw.Header().Add("Vary", "Accept-Language")
 	bw.Header().Del("X-Removed")

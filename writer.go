@@ -1,4 +1,4 @@
-package middleware
+package tenant
 
 import (
 	"bufio"
@@ -10,20 +10,16 @@ import (
 	"strconv"
 )
 
-// DefaultBufferLimit is the response size kept back before BufferedWriter starts
-// streaming.
-const DefaultBufferLimit = 1 << 20
+// errResponseDropped is what a handler's writes return once its response failed to
+// begin streaming: the client gets an error answer instead, and nothing more.
+var errResponseDropped = errors.New("tenant: response dropped: the transaction did not end before streaming")
 
-// ErrStreamFailed is returned by writes after the transaction could not be finished
-// when the response began to stream; the client is answered with an error instead.
-var ErrStreamFailed = errors.New("middleware: response dropped: the transaction did not finish before streaming")
-
-// BufferedWriter keeps a handler's response (status, headers, body) in memory so the
+// bufferedWriter keeps a handler's response (status, headers, body) in memory so the
 // transaction can commit, or the handler run again, before the client sees a byte.
-// When the handler flushes, hijacks, or writes more than the limit, BufferedWriter
+// When the handler flushes, hijacks, or writes more than the limit, bufferedWriter
 // calls beforeStream once (which commits or rolls back) and streams from then on.
 // Unwrap keeps http.ResponseController working.
-type BufferedWriter struct {
+type bufferedWriter struct {
 	rw           http.ResponseWriter
 	limit        int
 	beforeStream func(status int) error
@@ -35,21 +31,18 @@ type BufferedWriter struct {
 	failed    error
 }
 
-// NewBufferedWriter buffers up to limit bytes (DefaultBufferLimit when <= 0) for rw.
-// beforeStream gets the status the handler set (200 if none) and must end the
-// transaction; when it fails, nothing is sent and later writes return ErrStreamFailed.
-func NewBufferedWriter(rw http.ResponseWriter, limit int, beforeStream func(status int) error) *BufferedWriter {
-	if limit <= 0 {
-		limit = DefaultBufferLimit
-	}
-	return &BufferedWriter{rw: rw, limit: limit, beforeStream: beforeStream, header: rw.Header().Clone()}
+// newBufferedWriter buffers up to limit bytes for rw. beforeStream gets the status the
+// handler set (200 if none) and must end the transaction; when it fails, nothing is
+// sent and later writes return errResponseDropped.
+func newBufferedWriter(rw http.ResponseWriter, limit int, beforeStream func(status int) error) *bufferedWriter {
+	return &bufferedWriter{rw: rw, limit: limit, beforeStream: beforeStream, header: rw.Header().Clone()}
 }
 
 // Header returns the buffered header map (the real one once streaming). It starts as a
 // copy of the real one, so headers set by outer middleware (Vary, CORS) are seen and
 // kept, exactly as without buffering. After a failed stream it is the buffered map
 // again: nothing the handler sets reaches the client's error answer.
-func (b *BufferedWriter) Header() http.Header {
+func (b *bufferedWriter) Header() http.Header {
 	if b.streaming && b.failed == nil {
 		return b.rw.Header()
 	}
@@ -61,7 +54,7 @@ func (b *BufferedWriter) Header() http.Header {
 // status panics here, as net/http does, rather than when the buffered response is
 // sent: by then the transaction would have committed. After a failed stream it does
 // nothing.
-func (b *BufferedWriter) WriteHeader(code int) {
+func (b *bufferedWriter) WriteHeader(code int) {
 	if code < 100 || code > 999 {
 		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
 	}
@@ -81,7 +74,7 @@ func (b *BufferedWriter) WriteHeader(code int) {
 }
 
 // Write buffers p, or streams once the buffer would exceed the limit.
-func (b *BufferedWriter) Write(p []byte) (int, error) {
+func (b *bufferedWriter) Write(p []byte) (int, error) {
 	if b.failed != nil {
 		return 0, b.failed
 	}
@@ -100,7 +93,7 @@ func (b *BufferedWriter) Write(p []byte) (int, error) {
 }
 
 // FlushError ends the transaction, sends what is buffered and flushes.
-func (b *BufferedWriter) FlushError() error {
+func (b *bufferedWriter) FlushError() error {
 	if err := b.stream(); err != nil {
 		return err
 	}
@@ -108,11 +101,11 @@ func (b *BufferedWriter) FlushError() error {
 }
 
 // Flush is FlushError for http.Flusher.
-func (b *BufferedWriter) Flush() { _ = b.FlushError() }
+func (b *bufferedWriter) Flush() { _ = b.FlushError() }
 
 // Hijack ends the transaction and hands over the connection; what was buffered is
 // dropped, as with net/http.
-func (b *BufferedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (b *bufferedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err := b.endTx(); err != nil {
 		return nil, nil, err
 	}
@@ -120,10 +113,10 @@ func (b *BufferedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // Unwrap returns the underlying ResponseWriter, for http.ResponseController.
-func (b *BufferedWriter) Unwrap() http.ResponseWriter { return b.rw }
+func (b *bufferedWriter) Unwrap() http.ResponseWriter { return b.rw }
 
 // Status is the status the handler set, 200 when it set none.
-func (b *BufferedWriter) Status() int {
+func (b *bufferedWriter) Status() int {
 	if b.status == 0 {
 		return http.StatusOK
 	}
@@ -131,23 +124,16 @@ func (b *BufferedWriter) Status() int {
 }
 
 // Streaming reports whether the response began to go out (flush, hijack, size).
-func (b *BufferedWriter) Streaming() bool { return b.streaming }
+func (b *bufferedWriter) Streaming() bool { return b.streaming }
 
 // Failed returns the error of a beforeStream that failed, else nil.
-func (b *BufferedWriter) Failed() error { return b.failed }
-
-// Reset forgets the buffered response so the handler can run again.
-func (b *BufferedWriter) Reset() {
-	b.header = b.rw.Header().Clone()
-	b.status = 0
-	b.body.Reset()
-}
+func (b *bufferedWriter) Failed() error { return b.failed }
 
 // Release writes the buffered response to the underlying writer. It does nothing once
 // streaming began. It sets Content-Length to the buffered body's length when the
 // handler set neither it nor Transfer-Encoding (as net/http does for a handler that
 // returns without flushing), so that a Flush right after sends the whole response.
-func (b *BufferedWriter) Release() error {
+func (b *bufferedWriter) Release() error {
 	if b.streaming || b.failed != nil {
 		return nil
 	}
@@ -161,7 +147,7 @@ func (b *BufferedWriter) Release() error {
 }
 
 // endTx calls beforeStream once, on the way to streaming.
-func (b *BufferedWriter) endTx() error {
+func (b *bufferedWriter) endTx() error {
 	if b.failed != nil {
 		return b.failed
 	}
@@ -170,14 +156,14 @@ func (b *BufferedWriter) endTx() error {
 	}
 	b.streaming = true
 	if err := b.beforeStream(b.Status()); err != nil {
-		b.failed = fmt.Errorf("%w: %w", ErrStreamFailed, err)
+		b.failed = errResponseDropped // the lifecycle has the cause
 		return b.failed
 	}
 	return nil
 }
 
 // stream ends the transaction and sends status, headers and buffered body.
-func (b *BufferedWriter) stream() error {
+func (b *bufferedWriter) stream() error {
 	if b.streaming {
 		return b.failed
 	}

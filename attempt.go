@@ -1,0 +1,115 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"golang.org/x/text/language"
+
+	"github.com/tenantkit/tenant/internal/scope"
+	"github.com/tenantkit/tenant/locale"
+)
+
+// attempt is one run of a handler (Middleware) or of Run's function: its session, the
+// scope the application's code sees through tenantctx, the context carrying both, and
+// how its end went. end is the one place an attempt ends, for Middleware and Run.
+type attempt struct {
+	m     *Manager
+	name  string
+	sess  *session
+	scope *scope.Scope
+	ctx   context.Context
+	// last reports whether no attempt may follow; asked only when one would be wanted.
+	last func() bool
+
+	ended bool  // end ran: retry and err are its verdict
+	retry bool  // run the attempt again
+	err   error // the lifecycle error to answer, nil when the attempt's work stands
+}
+
+// newAttempt makes an attempt's session and scope, and the context that carries them
+// with the locale: what Middleware and Run give the application's code.
+func (m *Manager) newAttempt(ctx context.Context, b *binding, tag language.Tag, last func() bool) *attempt {
+	sess := m.newSession(b)
+	sc := &scope.Scope{Schema: b.name, Session: sess}
+	ctx = locale.NewContext(scope.NewContext(ctx, sc), tag, m.DefaultLocale())
+	return &attempt{m: m, name: b.name, sess: sess, scope: sc, ctx: ctx, last: last}
+}
+
+// binding is what the next attempt starts from: refreshed when a migration moved the
+// tenant's version under this one.
+func (a *attempt) binding() *binding {
+	a.sess.mu.Lock()
+	defer a.sess.mu.Unlock()
+	return a.sess.b
+}
+
+// end ends the attempt's transaction, once (later calls return the same verdict): it
+// commits when ok (the handler answered below 400, Run's function returned nil) and
+// the code did not call RollbackOnly, and rolls back otherwise. It reports whether
+// the attempt should run again, or the error it fails with.
+func (a *attempt) end(ok bool) (retry bool, err error) {
+	if !a.ended {
+		a.ended = true
+		a.retry, a.err = a.decide(ok && !a.scope.RollbackOnly())
+	}
+	return a.retry, a.err
+}
+
+// decide ends the transaction and judges the outcome. A transaction that saw a
+// conflict (a serialization failure, deadlock, stale plan, missing cached statement)
+// or lost its connection rolls back and runs again; when none may follow it fails
+// with ErrConflict, ErrPreparedStatements or ErrUnavailable. One that could not begin
+// fails with why. Otherwise it commits or rolls back as asked: a COMMIT that met a
+// conflict, or whose connection died before it committed, runs again (or ErrConflict,
+// ErrUnavailable); any other failed COMMIT, one whose outcome is unknown included, is
+// ErrCommitFailed. A transaction the handler ended is ErrTransactionLost (with
+// ErrCommitFailed when it was to commit). A failed ROLLBACK is only logged: nothing
+// was to be kept.
+func (a *attempt) decide(commit bool) (retry bool, err error) {
+	s := a.sess
+	conflict, lostStatement, beginErr := s.state()
+	if conflict || beginErr != nil {
+		commit = false
+	}
+	err = s.finish(a.ctx, commit)
+	switch {
+	case errors.Is(err, ErrTransactionLost) && commit:
+		return false, fmt.Errorf("%w: %w", ErrCommitFailed, err)
+	case errors.Is(err, ErrTransactionLost):
+		return false, err
+	case errors.Is(err, errRollbackFailed):
+		a.m.log.WarnContext(a.ctx, "tenant: rollback failed", slog.String("tenant", a.name), slog.Any("error", err))
+		err = nil
+	}
+	again := conflict || errors.Is(err, errRerun) || isRetryable(err)
+	switch {
+	case again && !a.last():
+		return true, nil
+	case conflict && lostStatement:
+		return false, ErrPreparedStatements
+	case s.lostConnection() || errors.Is(err, errRerun):
+		return false, fmt.Errorf("%w: the connection died, and retries are exhausted", ErrUnavailable)
+	case again && err != nil:
+		return false, fmt.Errorf("%w: retries exhausted: %w", ErrConflict, err)
+	case again:
+		return false, fmt.Errorf("%w: retries exhausted", ErrConflict)
+	case beginErr != nil:
+		return false, beginErr
+	case err != nil:
+		return false, commitFailed(err)
+	}
+	return false, nil
+}
+
+// succeeded reports whether the attempt's work stands, so its after-commit functions
+// run: its transaction committed, or it began none and ok (a success, not
+// RollbackOnly).
+func (a *attempt) succeeded(ok bool) bool {
+	if began, committed := a.sess.outcome(); began {
+		return committed
+	}
+	return ok && !a.scope.RollbackOnly()
+}

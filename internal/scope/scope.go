@@ -1,0 +1,62 @@
+// Package scope is the writing side of tenantctx: what a tenant lifecycle puts into a
+// context for one attempt, and reads back at its end. Only this module reaches it, so
+// no other package can forge the scope a lifecycle ends.
+package scope
+
+import (
+	"context"
+	"sync"
+)
+
+// Scope is one attempt of a tenant lifecycle: its schema, its session (a
+// tenantctx.DB, held as any so that this package imports none), the functions
+// registered to run after it committed, and the rollback-only mark.
+type Scope struct {
+	Schema  string
+	Session any
+
+	mu           sync.Mutex
+	afterCommit  []func(context.Context)
+	rollbackOnly bool
+}
+
+type key struct{}
+
+// NewContext returns a context carrying s.
+func NewContext(ctx context.Context, s *Scope) context.Context {
+	return context.WithValue(ctx, key{}, s)
+}
+
+// FromContext returns the Scope in ctx, or nil.
+func FromContext(ctx context.Context) *Scope {
+	s, _ := ctx.Value(key{}).(*Scope)
+	return s
+}
+
+// AddAfterCommit registers fn.
+func (s *Scope) AddAfterCommit(fn func(context.Context)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.afterCommit = append(s.afterCommit, fn)
+}
+
+// AfterCommit returns the registered functions, in order.
+func (s *Scope) AfterCommit() []func(context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]func(context.Context){}, s.afterCommit...)
+}
+
+// MarkRollbackOnly marks the transaction to be rolled back.
+func (s *Scope) MarkRollbackOnly() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rollbackOnly = true
+}
+
+// RollbackOnly reports whether MarkRollbackOnly was called.
+func (s *Scope) RollbackOnly() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rollbackOnly
+}
