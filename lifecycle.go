@@ -21,6 +21,7 @@ func Middleware(m *Manager) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			name, r := m.resolver(r)
+			name = foldASCII(name)
 			if name == "" {
 				m.fail(w, r, "", fmt.Errorf("%w: no tenant in request", ErrUnknownTenant))
 				return
@@ -107,6 +108,26 @@ func (a *attempt) serveHTTP(w http.ResponseWriter, r *http.Request, next http.Ha
 	}
 	a.afterResponse(w, bw.Status())
 	return false
+}
+
+// foldASCII lower-cases ASCII letters: the one case rule of tenant names in requests,
+// whatever resolver found them (hosts are case-insensitive, and so, for the same
+// tenant, are paths and headers). Tenant names are lower-case, so no two tenants fold
+// to one; other characters are left for validation to refuse (strings.ToLower would
+// turn the Kelvin sign into a "k").
+func foldASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // safeMethod reports the methods that should not write (RFC 9110, 9.2.1).

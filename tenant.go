@@ -48,13 +48,14 @@ const (
 	DefaultMissTTL      = 2 * time.Second
 )
 
-// Config configures a Manager. DSN or Pool is required; Resolver is required for
-// Middleware.
+// Config configures a Manager. DSN or Pool is required, not both; Resolver is
+// required for Middleware.
 type Config struct {
 	// DSN of the database; the Manager makes a pool (pool.New with PoolOptions) and
 	// closes it on Close.
 	DSN string
-	// Pool is used instead of DSN when set; the application owns and closes it.
+	// Pool is used instead of DSN; the application owns and closes it. New refuses a
+	// Config with both, or with Pool and PoolOptions, rather than ignore one.
 	Pool *pgxpool.Pool
 	// PoolOptions apply when the Manager makes the pool from DSN.
 	PoolOptions []pool.Option
@@ -177,6 +178,8 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		m.hooks.timeout = DefaultAfterCommitTimeout
 	}
 	switch {
+	case cfg.Pool != nil && (cfg.DSN != "" || len(cfg.PoolOptions) > 0):
+		return nil, errors.New("tenant: Config has both Pool and DSN or PoolOptions: set DSN (and PoolOptions) for a pool the Manager makes, or Pool alone")
 	case cfg.Pool != nil:
 		m.pool = cfg.Pool
 	case cfg.DSN != "":
