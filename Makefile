@@ -6,27 +6,44 @@ GO        ?= go
 FUZZTIME  ?= 150000x
 BENCHTIME ?= 1s
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# The example app is a module of its own (example-app/go.mod, which replaces the library
+# with this directory), so that its dependencies stay out of the library's go.mod. The
+# root's ./... stops at example-app/: every target below runs in both modules, each
+# built by its own go.mod (there is deliberately no go.work, which a user's build would
+# not have either).
+EXAMPLE = example-app
 
-.PHONY: test fmt-check vet fuzz lint bench stress run
+.PHONY: test mod-check fmt-check vet fuzz lint bench stress run
 
-# gofmt, go vet, every test under the race detector against PostgreSQL (DATABASE_URL,
-# else the local server, else a throwaway cluster the tests start), then a short fuzz.
-# The example app's browser test runs when Chromium is installed (always in CI).
-test: fmt-check vet
+# go.mod and go.sum tidy, gofmt, go vet, every test under the race detector against
+# PostgreSQL (DATABASE_URL, else the local server, else a throwaway cluster the tests
+# start), in the library and then in the example app, then a short fuzz. The example
+# app's browser test runs when Chromium is installed (always in CI).
+test: mod-check fmt-check vet
 	$(GO) test -race -count=1 ./...
+	$(GO) -C $(EXAMPLE) test -race -count=1 ./...
 	$(MAKE) fuzz
 
+# A go.mod that lists more (or less) than its module needs, e.g. an example-app
+# dependency back in the library's go.mod.
+mod-check:
+	$(GO) mod tidy -diff
+	$(GO) -C $(EXAMPLE) mod tidy -diff
+
+# gofmt walks directories, not modules: this covers example-app/ too.
 fmt-check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet ./...
+	$(GO) -C $(EXAMPLE) vet ./...
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzValidate -fuzztime=$(FUZZTIME) -timeout=5m ./schema
 
 lint: fmt-check vet
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) -C $(EXAMPLE) run $(STATICCHECK) ./...
 
 # Benchmarks report ratios against a baseline measured in the same run; see BENCHMARKS.md.
 bench:
@@ -41,7 +58,8 @@ stress:
 		-stress.duration=$(STRESS_DURATION) -stress.restarts=$(STRESS_RESTARTS)
 
 # The example app on :8080. Without DATABASE_URL it runs a private PostgreSQL from the
-# installed server binaries, data under .data/ (git-ignored), with demo tenants.
+# installed server binaries, data under .data/ (git-ignored), with demo tenants. The
+# binary stays in .data/bin/ for the tenant commands (README.md).
 run:
-	$(GO) build -o .data/bin/example-app ./example-app
+	$(GO) -C $(EXAMPLE) build -o $(CURDIR)/.data/bin/example-app .
 	./.data/bin/example-app serve
