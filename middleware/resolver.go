@@ -28,7 +28,7 @@ func Subdomain(bases ...string) Resolver {
 	}
 	norm := make([]string, len(bases))
 	for i, b := range bases {
-		nb := NormalizeHost(b)
+		nb := normalizeHost(b)
 		if nb == "" || !isASCII(nb) {
 			panic("middleware.Subdomain: invalid base domain " + `"` + b + `" (use ASCII / punycode)`)
 		}
@@ -36,7 +36,7 @@ func Subdomain(bases ...string) Resolver {
 	}
 	sort.Slice(norm, func(i, j int) bool { return len(norm[i]) > len(norm[j]) })
 	return func(r *http.Request) (string, *http.Request) {
-		host := NormalizeHost(requestHost(r))
+		host := normalizeHost(requestHost(r))
 		for _, base := range norm {
 			if host == base {
 				return "", r
@@ -57,7 +57,7 @@ func Subdomain(bases ...string) Resolver {
 // IP addresses name no tenant.
 func Host() Resolver {
 	return func(r *http.Request) (string, *http.Request) {
-		return NormalizeHost(requestHost(r)), r
+		return normalizeHost(requestHost(r)), r
 	}
 }
 
@@ -65,10 +65,10 @@ func Host() Resolver {
 func HostMap(m map[string]string) Resolver {
 	norm := make(map[string]string, len(m))
 	for h, t := range m {
-		norm[NormalizeHost(h)] = t
+		norm[normalizeHost(h)] = t
 	}
 	return func(r *http.Request) (string, *http.Request) {
-		return norm[NormalizeHost(requestHost(r))], r
+		return norm[normalizeHost(requestHost(r))], r
 	}
 }
 
@@ -150,10 +150,11 @@ func First(resolvers ...Resolver) Resolver {
 	}
 }
 
-// NormalizeHost lower-cases a host and removes its port, IPv6 brackets and trailing
-// dot. IP addresses (v4, v6, with zone), non-numeric ports and hosts with stray colons
-// become "".
-func NormalizeHost(h string) string {
+// normalizeHost lower-cases a host and removes its port, IPv6 brackets and trailing
+// dot. IP addresses (v4, v6, with zone), non-numeric ports, hosts with stray colons
+// and hosts that are not ASCII (internationalized names arrive in punycode; Unicode
+// case folding would turn look-alikes such as the Kelvin sign into letters) become "".
+func normalizeHost(h string) string {
 	h = strings.TrimSpace(h)
 	if host, port, err := net.SplitHostPort(h); err == nil {
 		if strings.Trim(port, "0123456789") != "" {
@@ -162,6 +163,9 @@ func NormalizeHost(h string) string {
 		h = host
 	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 		h = h[1 : len(h)-1]
+	}
+	if !isASCII(h) {
+		return ""
 	}
 	h = strings.ToLower(strings.TrimSuffix(h, "."))
 	if _, err := netip.ParseAddr(h); err == nil || strings.ContainsAny(h, ":[]") {

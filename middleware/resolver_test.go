@@ -48,6 +48,8 @@ func TestSubdomain(t *testing.T) {
 		"[fe80::1%25en0]:80":        "",
 		"acme.example.com:notaport": "", // not a host:port we understand
 		"evil.com/acme.example.com": "",
+		"\u212Acme.example.com":     "", // the Kelvin sign is not a "k"
+		"müller.example.com":        "", // not punycode
 	} {
 		t.Run(host, func(t *testing.T) {
 			got, next := res(hostRequest(host))
