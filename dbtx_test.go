@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/tenantkit/tenant"
 	"github.com/tenantkit/tenant/tenantctx"
@@ -36,7 +35,9 @@ func TestSessionBatchCopySavepoint(t *testing.T) {
 		db := tenantctx.Session(ctx)
 		n, err := db.CopyFrom(ctx, pgx.Identifier{"items"}, []string{"name"},
 			pgx.CopyFromRows([][]any{{"copied1"}, {"copied2"}}))
-		require.NoError(t, err)
+		if !assert.NoError(t, err) {
+			return
+		}
 		assert.Equal(t, int64(2), n)
 
 		b := &pgx.Batch{}
@@ -44,17 +45,27 @@ func TestSessionBatchCopySavepoint(t *testing.T) {
 		b.Queue("SELECT count(*) FROM items")
 		br := db.SendBatch(ctx, b)
 		_, err = br.Exec()
-		require.NoError(t, err)
+		if !assert.NoError(t, err) {
+			return
+		}
 		var count int
-		require.NoError(t, br.QueryRow().Scan(&count))
-		require.NoError(t, br.Close())
+		if !assert.NoError(t, br.QueryRow().Scan(&count)) {
+			return
+		}
+		if !assert.NoError(t, br.Close()) {
+			return
+		}
 		assert.Equal(t, 3, count)
 
 		sp, err := db.Begin(ctx)
-		require.NoError(t, err)
+		if !assert.NoError(t, err) {
+			return
+		}
 		_, err = sp.Exec(ctx, "INSERT INTO items (name) VALUES ('undone')")
-		require.NoError(t, err)
-		require.NoError(t, sp.Rollback(ctx)) // back to the savepoint, the request goes on
+		if !assert.NoError(t, err) {
+			return
+		}
+		assert.NoError(t, sp.Rollback(ctx)) // back to the savepoint, the request goes on
 		if r.URL.Query().Get("fail") != "" {
 			w.WriteHeader(400)
 		}
@@ -82,7 +93,9 @@ func TestConflictSeenThroughBatchAndRows(t *testing.T) {
 				}
 				// A function that fails on the second row: the error arrives during iteration.
 				_, err := db.Exec(ctx, `CREATE FUNCTION pg_temp.raise_40001() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'could not serialize' USING ERRCODE = '40001'; END $$`)
-				require.NoError(t, err)
+				if !assert.NoError(t, err) {
+					return
+				}
 				q := "SELECT CASE WHEN g = 2 THEN pg_temp.raise_40001() ELSE g END FROM generate_series(1, 3) g"
 				switch via {
 				case "batch":
@@ -91,7 +104,9 @@ func TestConflictSeenThroughBatchAndRows(t *testing.T) {
 					_ = db.SendBatch(ctx, b).Close()
 				case "rows":
 					rows, err := db.Query(ctx, q)
-					require.NoError(t, err)
+					if !assert.NoError(t, err) {
+						return
+					}
 					for rows.Next() {
 					}
 					rows.Close() // the handler forgot rows.Err(): still seen
@@ -114,15 +129,23 @@ func TestConflictInsideSavepoint(t *testing.T) {
 		ctx := r.Context()
 		n := attempts.Add(1)
 		sp, err := tenantctx.Session(ctx).Begin(ctx)
-		require.NoError(t, err)
+		if !assert.NoError(t, err) {
+			return
+		}
 		inner, err := sp.Begin(ctx) // nested savepoints are watched too
-		require.NoError(t, err)
+		if !assert.NoError(t, err) {
+			return
+		}
 		if n == 1 {
 			_, err = inner.Exec(ctx, raise("40001", "could not serialize"))
-			require.Error(t, err)
+			assert.Error(t, err)
 		}
-		require.NoError(t, inner.Rollback(ctx))
-		require.NoError(t, sp.Commit(ctx))
+		if !assert.NoError(t, inner.Rollback(ctx)) {
+			return
+		}
+		if !assert.NoError(t, sp.Commit(ctx)) {
+			return
+		}
 		_, _ = fmt.Fprintf(w, "attempt %d", n)
 	}))
 	rec := do(h, "GET", "/", nil, "X-Tenant", a)

@@ -24,7 +24,9 @@ func TestRoundTrips(t *testing.T) {
 	e := newEnv(t, 1, tenant.Config{Resolver: byHeader}, a)
 	statement := func(fn func(ctx context.Context, db tenantctx.DB) error) http.Handler {
 		return tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			require.NoError(t, fn(r.Context(), tenantctx.Session(r.Context())))
+			if !assert.NoError(t, fn(r.Context(), tenantctx.Session(r.Context()))) {
+				return
+			}
 		}))
 	}
 	for _, tc := range []struct {

@@ -46,9 +46,13 @@ func TestFlushCommitsThenStreams(t *testing.T) {
 	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		db := tenantctx.Session(r.Context())
 		_, err := db.Exec(r.Context(), "INSERT INTO items (name) VALUES ($1)", name)
-		require.NoError(t, err)
+		if !assert.NoError(t, err) {
+			return
+		}
 		_, _ = io.WriteString(w, "first;")
-		require.NoError(t, http.NewResponseController(w).Flush())
+		if !assert.NoError(t, http.NewResponseController(w).Flush()) {
+			return
+		}
 		visibleAtFlush = e.items(t, a, name)
 		_, laterErr = db.Exec(r.Context(), "SELECT 1")
 		_, _ = io.WriteString(w, "second")
@@ -100,7 +104,9 @@ func TestHijackCommitsFirst(t *testing.T) {
 	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		insertItem(t, r, name)
 		conn, buf, err := http.NewResponseController(w).Hijack()
-		require.NoError(t, err)
+		if !assert.NoError(t, err) {
+			return
+		}
 		defer conn.Close()
 		msg := fmt.Sprintf("visible=%d", e.items(t, a, name))
 		_, _ = fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
@@ -185,7 +191,9 @@ func TestNothingWrittenAfterAFailedStream(t *testing.T) {
 	e := newEnv(t, 2, tenant.Config{Resolver: byHeader, BufferBytes: 64}, a)
 	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "INSERT INTO pending VALUES (1), (1)") // fails at COMMIT
-		require.NoError(t, err)
+		if !assert.NoError(t, err) {
+			return
+		}
 		w.WriteHeader(201)
 		_, err = io.WriteString(w, strings.Repeat("x", 100)) // over the buffer: COMMIT, which fails
 		assert.Error(t, err)
