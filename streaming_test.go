@@ -184,35 +184,53 @@ func TestConflictBeforeFlushRunsAgain(t *testing.T) {
 	}
 }
 
-// After a stream failed (its COMMIT did), what the handler still writes reaches nobody:
-// the client gets the lifecycle's 500 and nothing else.
+// After a stream failed (its COMMIT did), whether the body outgrew the buffer or the
+// handler flushed, what the handler still writes reaches nobody: the client gets the
+// lifecycle's 500 and nothing else.
 func TestNothingWrittenAfterAFailedStream(t *testing.T) {
 	a := newTenantName("lsf")
 	e := newEnv(t, 2, tenant.Config{Resolver: byHeader, BufferBytes: 64}, a)
-	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "INSERT INTO pending VALUES (1), (1)") // fails at COMMIT
-		if !assert.NoError(t, err) {
-			return
-		}
-		w.WriteHeader(201)
-		_, err = io.WriteString(w, strings.Repeat("x", 100)) // over the buffer: COMMIT, which fails
-		assert.Error(t, err)
-		w.Header().Set("X-Late", "1")
-		w.WriteHeader(http.StatusTeapot)
-		_, _ = io.WriteString(w, "late")
-	}))
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	req, err := http.NewRequest("POST", srv.URL, nil)
-	require.NoError(t, err)
-	req.Header.Set("X-Tenant", a)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	assert.Equal(t, "500 commit failed\n", fmt.Sprint(resp.StatusCode, " ", string(body)))
-	assert.Empty(t, resp.Header.Get("X-Late"))
+	for _, tc := range []struct {
+		name   string
+		stream func(w http.ResponseWriter) error
+	}{
+		{"over the buffer", func(w http.ResponseWriter) error {
+			_, err := io.WriteString(w, strings.Repeat("x", 100))
+			return err
+		}},
+		{"a flush", func(w http.ResponseWriter) error {
+			_, _ = io.WriteString(w, "x")
+			return http.NewResponseController(w).Flush()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var lateErr error
+			h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "INSERT INTO pending VALUES (1), (1)") // fails at COMMIT
+				if !assert.NoError(t, err) {
+					return
+				}
+				w.WriteHeader(201)
+				assert.Error(t, tc.stream(w), "COMMIT failed: nothing streams")
+				w.Header().Set("X-Late", "1")
+				w.WriteHeader(http.StatusTeapot)
+				_, lateErr = io.WriteString(w, "late")
+			}))
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			req, err := http.NewRequest("POST", srv.URL, nil)
+			require.NoError(t, err)
+			req.Header.Set("X-Tenant", a)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			assert.Equal(t, "500 commit failed\n", fmt.Sprint(resp.StatusCode, " ", string(body)))
+			assert.Empty(t, resp.Header.Get("X-Late"))
+			assert.Error(t, lateErr, "a write after the failure says so")
+		})
+	}
 }
 
 // An invalid status rolls back: it panics where the handler sets it, before COMMIT.
