@@ -23,9 +23,17 @@ import (
 // serve runs h on a real server and returns a GET's status and body for tenant a.
 func serve(t *testing.T, h http.Handler, a string) (int, string) {
 	t.Helper()
+	resp, body := serveMethod(t, h, "GET", a)
+	return resp.StatusCode, body
+}
+
+// serveMethod serves h on a real server and sends it one request for tenant a: the response
+// (its body read) and the body.
+func serveMethod(t *testing.T, h http.Handler, method, a string) (*http.Response, string) {
+	t.Helper()
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	req, err := http.NewRequest("GET", srv.URL, nil)
+	req, err := http.NewRequest(method, srv.URL, nil)
 	require.NoError(t, err)
 	req.Header.Set("X-Tenant", a)
 	resp, err := http.DefaultClient.Do(req)
@@ -33,7 +41,7 @@ func serve(t *testing.T, h http.Handler, a string) (int, string) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	return resp.StatusCode, string(b)
+	return resp, string(b)
 }
 
 // Flush commits first, then streams; later session use fails with a clear error.
@@ -216,17 +224,8 @@ func TestNothingWrittenAfterAFailedStream(t *testing.T) {
 				w.WriteHeader(http.StatusTeapot)
 				_, lateErr = io.WriteString(w, "late")
 			}))
-			srv := httptest.NewServer(h)
-			defer srv.Close()
-			req, err := http.NewRequest("POST", srv.URL, nil)
-			require.NoError(t, err)
-			req.Header.Set("X-Tenant", a)
-			resp, err := http.DefaultClient.Do(req)
-			require.NoError(t, err)
-			defer resp.Body.Close()
-			body, err := io.ReadAll(resp.Body)
-			require.NoError(t, err)
-			assert.Equal(t, "500 commit failed\n", fmt.Sprint(resp.StatusCode, " ", string(body)))
+			resp, body := serveMethod(t, h, "POST", a)
+			assert.Equal(t, "500 commit failed\n", fmt.Sprint(resp.StatusCode, " ", body))
 			assert.Empty(t, resp.Header.Get("X-Late"))
 			assert.Error(t, lateErr, "a write after the failure says so")
 		})
