@@ -8,10 +8,10 @@ package pool
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -76,12 +76,6 @@ func WithOnCreate(fn func(context.Context, *pgxpool.Pool) error) Option {
 	return func(s *settings) { s.onCreate = append(s.onCreate, fn) }
 }
 
-var (
-	lifetimeParam = regexp.MustCompile(`\bpool_max_conn_lifetime\s*=`)
-	jitterParam   = regexp.MustCompile(`\bpool_max_conn_lifetime_jitter\s*=`)
-	idleParam     = regexp.MustCompile(`\bpool_max_conn_idle_time\s*=`)
-)
-
 // New parses dsn with pgxpool.ParseConfig, applies the defaults and options, and
 // returns a pool. Like pgxpool.NewWithConfig it does not connect until the pool is
 // first used (unless an OnCreate callback does), so an application can start while
@@ -112,17 +106,11 @@ func New(ctx context.Context, dsn string, opts ...Option) (*pgxpool.Pool, error)
 // defaults for what the DSN left unset, then the options' config edits.
 func ParseConfig(dsn string, opts ...Option) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
+	if err == nil {
+		err = applyDefaults(cfg, dsn)
+	}
 	if err != nil {
 		return nil, &ConfigError{Redacted: Redact(dsn), err: err, dsn: dsn}
-	}
-	if !lifetimeParam.MatchString(dsn) {
-		cfg.MaxConnLifetime = DefaultMaxConnLifetime
-	}
-	if !jitterParam.MatchString(dsn) {
-		cfg.MaxConnLifetimeJitter = DefaultMaxConnLifetimeJitter
-	}
-	if !idleParam.MatchString(dsn) {
-		cfg.MaxConnIdleTime = DefaultMaxConnIdleTime
 	}
 	var s settings
 	for _, o := range opts {
@@ -132,4 +120,28 @@ func ParseConfig(dsn string, opts ...Option) (*pgxpool.Config, error) {
 		fn(cfg)
 	}
 	return cfg, nil
+}
+
+// applyDefaults sets the package defaults on what dsn leaves unset. pgxpool's parsed
+// config cannot say that: it holds pgxpool's own default for a missing key and
+// removes the pool keys it read. So dsn is parsed again by pgconn, which keeps every
+// key it does not know (the pool keys among them) in RuntimeParams: the DSN's
+// settings as parsed, whatever their spelling (URL or keyword/value, escaped, from a
+// service file), and never text inside another value.
+func applyDefaults(cfg *pgxpool.Config, dsn string) error {
+	parsed, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return err
+	}
+	named := parsed.RuntimeParams
+	if _, ok := named["pool_max_conn_lifetime"]; !ok {
+		cfg.MaxConnLifetime = DefaultMaxConnLifetime
+	}
+	if _, ok := named["pool_max_conn_lifetime_jitter"]; !ok {
+		cfg.MaxConnLifetimeJitter = DefaultMaxConnLifetimeJitter
+	}
+	if _, ok := named["pool_max_conn_idle_time"]; !ok {
+		cfg.MaxConnIdleTime = DefaultMaxConnIdleTime
+	}
+	return nil
 }
