@@ -8,6 +8,7 @@ package pool
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,6 +37,16 @@ type Option func(*settings)
 type settings struct {
 	configure []func(*pgxpool.Config)
 	onCreate  []func(context.Context, *pgxpool.Pool) error
+	log       *slog.Logger
+}
+
+// apply collects opts in order.
+func apply(opts []Option) settings {
+	var s settings
+	for _, o := range opts {
+		o(&s)
+	}
+	return s
 }
 
 // WithMaxConnLifetime sets how long a connection lives, plus a random extra of at
@@ -76,6 +87,12 @@ func WithOnCreate(fn func(context.Context, *pgxpool.Pool) error) Option {
 	return func(s *settings) { s.onCreate = append(s.onCreate, fn) }
 }
 
+// WithLogger sets where a Registry logs the pools it makes and invalidates (DSNs
+// redacted). Default slog.Default(). New alone logs nothing, so it ignores this.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *settings) { s.log = l }
+}
+
 // New parses dsn with pgxpool.ParseConfig, applies the defaults and options, and
 // returns a pool. Like pgxpool.NewWithConfig it does not connect until the pool is
 // first used (unless an OnCreate callback does), so an application can start while
@@ -85,10 +102,7 @@ func New(ctx context.Context, dsn string, opts ...Option) (*pgxpool.Pool, error)
 	if err != nil {
 		return nil, err
 	}
-	var s settings
-	for _, o := range opts {
-		o(&s)
-	}
+	s := apply(opts)
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pool: %s: %w", Redact(dsn), scrub(err, dsn))
@@ -112,11 +126,7 @@ func ParseConfig(dsn string, opts ...Option) (*pgxpool.Config, error) {
 	if err != nil {
 		return nil, &ConfigError{Redacted: Redact(dsn), err: err, dsn: dsn}
 	}
-	var s settings
-	for _, o := range opts {
-		o(&s)
-	}
-	for _, fn := range s.configure {
+	for _, fn := range apply(opts).configure {
 		fn(cfg)
 	}
 	return cfg, nil
