@@ -26,8 +26,14 @@ var ErrNotFound = errors.New("schema does not exist")
 // Config.LockTimeout: requests kept the tenant busy. Nothing was applied; run it again.
 var ErrLocked = errors.New("tenant is busy")
 
-// DefaultLockTimeout is Config.LockTimeout's default.
-const DefaultLockTimeout = 5 * time.Second
+// Defaults for Config's zero values.
+const (
+	// DefaultAttempts bounds the runs of a provisioning transaction that keeps losing
+	// DDL races: enough for the few sessions that collide on one new tenant.
+	DefaultAttempts = 5
+	// DefaultLockTimeout bounds a migration's wait for its tenant's requests.
+	DefaultLockTimeout = 5 * time.Second
+)
 
 // VersionTable is the table, inside each tenant schema, that records applied migrations.
 const VersionTable = "tenant_migrations"
@@ -55,11 +61,12 @@ type Config struct {
 	// Reserved adds the application's own schema names, which no tenant may take.
 	Reserved []string
 	// Attempts bounds how often a transaction that lost a DDL race (unique violation,
-	// duplicate schema, serialization failure, deadlock) is run. Default 5.
+	// duplicate schema, serialization failure, deadlock) is run. Default
+	// DefaultAttempts (5).
 	Attempts int
 	// LockTimeout bounds how long a migration waits for a tenant's requests in flight
 	// before it gives up with ErrLocked (the tenant's new requests wait behind it
-	// meanwhile). Default 5 s.
+	// meanwhile). Default DefaultLockTimeout (5 s).
 	LockTimeout time.Duration
 	// Logger receives retries and provisioning events. Default slog.Default().
 	Logger *slog.Logger
@@ -113,7 +120,7 @@ func NewProvisioner(db DB, cfg Config) (*Provisioner, error) {
 		}
 	}
 	if p.attempts <= 0 {
-		p.attempts = 5
+		p.attempts = DefaultAttempts
 	}
 	if p.lockTimeout <= 0 {
 		p.lockTimeout = DefaultLockTimeout
