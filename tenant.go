@@ -73,7 +73,8 @@ type Config struct {
 	// Admission decides about tenants whose schema does not exist. Default ExistingOnly.
 	Admission Admission
 
-	// Migrations, Extensions and Reserved configure provisioning (see schema.Config).
+	// Migrations, Extensions and Reserved configure provisioning (see schema.Config;
+	// each defaults to none: pass schema.CommonExtensions() for the usual extensions).
 	// The pool's role is reserved too.
 	Migrations fs.FS
 	Extensions []string

@@ -49,7 +49,10 @@ func ExampleProvisioner_Ensure() {
 	migrations := fstest.MapFS{ // usually an embed.FS of SQL files
 		"001_documents.sql": {Data: []byte("CREATE TABLE documents (id serial PRIMARY KEY, title hstore)")},
 	}
-	p, err := schema.NewProvisioner(pool, schema.Config{Migrations: migrations})
+	p, err := schema.NewProvisioner(pool, schema.Config{
+		Extensions: []string{"hstore"}, // created once, in the shared "extensions" schema
+		Migrations: migrations,
+	})
 	if err != nil {
 		panic(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -48,12 +49,13 @@ type DB interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Config configures a Provisioner. The zero value is usable: default extensions, no
-// migrations, five attempts on DDL races, a 5 s lock timeout for migrations,
+// Config configures a Provisioner. The zero value is usable: no extensions, no
+// migrations, DefaultAttempts on DDL races, DefaultLockTimeout for migrations,
 // slog.Default.
 type Config struct {
-	// Extensions are created in the shared "extensions" schema. nil means
-	// DefaultExtensions(); an empty, non-nil slice means none.
+	// Extensions are created once, in the shared "extensions" schema that every
+	// tenant's search_path reaches. Default none (nil and empty alike);
+	// CommonExtensions lists the usual ones.
 	Extensions []string
 	// Migrations holds the VERSION_name.sql files applied to every tenant schema
 	// (see LoadMigrations). nil means none.
@@ -72,8 +74,11 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultExtensions are the extensions provisioned when Config.Extensions is nil.
-func DefaultExtensions() []string {
+// CommonExtensions returns the extensions many applications want in every tenant
+// (and onegov provisions): btree_gist, hstore (which locale.Text can use), intarray
+// and unaccent. Pass them, or a selection, as Config.Extensions; nothing is created
+// unless asked for. Each call returns a new slice.
+func CommonExtensions() []string {
 	return []string{"btree_gist", "hstore", "intarray", "unaccent"}
 }
 
@@ -106,13 +111,10 @@ func NewProvisioner(db DB, cfg Config) (*Provisioner, error) {
 		db:          db,
 		validator:   Validator{Reserved: cfg.Reserved},
 		migrations:  migrations,
-		extensions:  cfg.Extensions,
+		extensions:  slices.Clone(cfg.Extensions),
 		attempts:    cfg.Attempts,
 		lockTimeout: cfg.LockTimeout,
 		log:         cfg.Logger,
-	}
-	if p.extensions == nil {
-		p.extensions = DefaultExtensions()
 	}
 	for _, e := range p.extensions {
 		if !extensionName.MatchString(e) {
