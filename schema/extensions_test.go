@@ -30,15 +30,15 @@ func TestExtensionsProvisionedOnce(t *testing.T) {
 	url := testdb.NewDatabase(t)
 	pool := testdb.PoolFor(t, url)
 	p := newProvisioner(t, pool, schema.Config{Extensions: schema.CommonExtensions(), Migrations: fstestEmpty()})
-	require.NoError(t, p.EnsureExtensions(ctx))
+	require.NoError(t, p.EnsureShared(ctx))
 	assert.Equal(t, []string{"btree_gist", "hstore", "intarray", "unaccent"}, extensionsIn(t, pool))
 
 	// Once done, a Provisioner does not ask again.
 	once := testdb.PoolFor(t, url)
 	p2 := newProvisioner(t, once, schema.Config{Extensions: schema.CommonExtensions()})
-	require.NoError(t, p2.EnsureExtensions(ctx))
+	require.NoError(t, p2.EnsureShared(ctx))
 	once.Close()
-	assert.NoError(t, p2.EnsureExtensions(ctx))
+	assert.NoError(t, p2.EnsureShared(ctx))
 
 	// Tenant SQL finds them through search_path, with public absent from it.
 	require.NoError(t, p.Ensure(ctx, "acme"))
@@ -115,9 +115,8 @@ func TestExtensionsNeedSuperuserHint(t *testing.T) {
 	require.NoError(t, err)
 
 	require.NoError(t, p.Ensure(ctx, "acme"))
-	ok2, err := p.Exists(ctx, "acme")
-	require.NoError(t, err)
-	assert.True(t, ok2)
+	_, err = p.Lookup(ctx, "acme")
+	assert.NoError(t, err)
 }
 
 func TestExtensionInWrongSchema(t *testing.T) {
@@ -126,7 +125,7 @@ func TestExtensionInWrongSchema(t *testing.T) {
 	_, err := pool.Exec(ctx, "CREATE EXTENSION hstore SCHEMA public")
 	require.NoError(t, err)
 	p := newProvisioner(t, pool, schema.Config{Extensions: []string{"hstore"}})
-	err = p.EnsureExtensions(ctx)
+	err = p.Ensure(ctx, "acme")
 	require.ErrorIs(t, err, schema.ErrExtensions)
 	assert.Contains(t, err.Error(), `ALTER EXTENSION "hstore" SET SCHEMA extensions`)
 }
@@ -139,7 +138,7 @@ func dbName(t *testing.T, connString string) string {
 
 // A caller waiting for the shared schemas that another call is making waits only as
 // long as its own context allows; no lock is held across the work.
-func TestEnsureExtensionsWaitHonoursItsContext(t *testing.T) {
+func TestSharedSchemasWaitHonoursItsContext(t *testing.T) {
 	ctx := context.Background()
 	pool := setup(t)
 	lock, err := pool.Begin(ctx) // another process making the shared schemas
@@ -150,7 +149,7 @@ func TestEnsureExtensionsWaitHonoursItsContext(t *testing.T) {
 
 	p := newProvisioner(t, pool, schema.Config{})
 	first := make(chan error, 1)
-	go func() { first <- p.EnsureExtensions(ctx) }()
+	go func() { first <- p.Ensure(ctx, tenantName(t, pool)) }()
 	require.Eventually(t, func() bool {
 		return count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock%'`) >= 1
 	}, 10*time.Second, 10*time.Millisecond)
@@ -159,13 +158,13 @@ func TestEnsureExtensionsWaitHonoursItsContext(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
-		impatient <- p.EnsureExtensions(ctx)
+		impatient <- p.Ensure(ctx, tenantName(t, pool))
 	}()
 	select {
 	case err := <-impatient:
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
 	case <-time.After(10 * time.Second):
-		t.Fatal("EnsureExtensions waited past its caller's deadline")
+		t.Fatal("Ensure waited for the shared schemas past its caller's deadline")
 	}
 	require.NoError(t, lock.Rollback(ctx))
 	assert.NoError(t, <-first)

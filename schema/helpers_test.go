@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"testing"
 	"testing/fstest"
@@ -94,4 +95,15 @@ func runs(t *testing.T, pool *pgxpool.Pool, name string) map[int]int {
 	}
 	require.NoError(t, rows.Err())
 	return out
+}
+
+// isTenant reports whether Lookup finds name.
+func isTenant(t *testing.T, p *schema.Provisioner, name string) bool {
+	t.Helper()
+	_, err := p.Lookup(context.Background(), name)
+	if errors.Is(err, schema.ErrNotFound) {
+		return false
+	}
+	require.NoError(t, err)
+	return true
 }
