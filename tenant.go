@@ -244,13 +244,9 @@ func (m *Manager) WithResolver(r middleware.Resolver) *Manager {
 // Pool returns the pool sessions use.
 func (m *Manager) Pool() *pgxpool.Pool { return m.pool }
 
-// Provisioner returns the Manager's provisioner (create, migrate, list, drop tenants).
+// Provisioner returns the Manager's provisioner (ensure, create, migrate, list
+// tenants). Drop tenants with Manager.Drop, which also updates admission.
 func (m *Manager) Provisioner() *schema.Provisioner { return m.provisioner }
-
-// Forget drops what admission remembers about name, e.g. after dropping its schema
-// in this process. (A request for a tenant dropped elsewhere finds out by itself:
-// its transaction cannot begin, and admission asks again.)
-func (m *Manager) Forget(name string) { m.admission.forget(name) }
 
 // DefaultLocale is the first configured locale, or language.Und.
 func (m *Manager) DefaultLocale() language.Tag {

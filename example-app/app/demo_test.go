@@ -16,7 +16,7 @@ func TestSeed(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, app.Config{})
 	for _, name := range app.DemoTenants {
-		t.Cleanup(func() { _ = f.app.Manager().Provisioner().Drop(context.Background(), name) })
+		t.Cleanup(func() { _ = f.app.Manager().Drop(context.Background(), name) })
 	}
 	want := map[string]int{"acme": 3, "globex": 2}
 	for range 2 {
