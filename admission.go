@@ -59,6 +59,9 @@ type admitter struct {
 	group singleflight.Group
 	mu    sync.Mutex
 	cache map[string]admitEntry
+	// forgets counts forget calls: a check that began before one may have read what
+	// the forget was about, so its answer is returned but not remembered.
+	forgets uint64
 }
 
 func newAdmitter(p *schema.Provisioner, policy Admission, bind func(schema.Tenant) *binding, hitTTL, missTTL time.Duration) *admitter {
@@ -80,6 +83,7 @@ func (a *admitter) admit(ctx context.Context, name string) (*binding, error) {
 			if b, cached := a.lookup(name); cached {
 				return b, nil
 			}
+			gen := a.generation()
 			// Not the caller's context: the check is shared, and one impatient caller
 			// must not fail the others. Each caller waits only as long as its own allows.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), admissionTimeout)
@@ -88,7 +92,7 @@ func (a *admitter) admit(ctx context.Context, name string) (*binding, error) {
 			if err != nil {
 				return (*binding)(nil), err
 			}
-			a.store(name, b)
+			a.store(name, b, gen)
 			return b, nil
 		})
 		select {
@@ -155,7 +159,16 @@ func (a *admitter) lookup(name string) (b *binding, cached bool) {
 	return e.b, true
 }
 
-func (a *admitter) store(name string, b *binding) {
+// generation is the count of forgets so far, for store.
+func (a *admitter) generation() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.forgets
+}
+
+// store remembers what a check that began at generation gen found, unless a forget
+// came since.
+func (a *admitter) store(name string, b *binding, gen uint64) {
 	ttl := a.missTTL
 	if b != nil {
 		ttl = a.hitTTL
@@ -163,6 +176,9 @@ func (a *admitter) store(name string, b *binding) {
 	now := time.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.forgets != gen {
+		return
+	}
 	if len(a.cache) >= maxAdmissionEntries {
 		for k, e := range a.cache {
 			if now.After(e.expires) {
@@ -176,8 +192,13 @@ func (a *admitter) store(name string, b *binding) {
 	a.cache[name] = admitEntry{b: b, expires: now.Add(ttl)}
 }
 
+// forget drops what admission remembers of name, and keeps checks already under way
+// (which may have read the registry before the change that prompts the forget) from
+// remembering their answer. Later requests for name start a check of their own.
 func (a *admitter) forget(name string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.cache, name)
+	a.forgets++
+	a.group.Forget(name)
 }

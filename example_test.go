@@ -78,7 +78,7 @@ func Example_chi() {
 		if err := mgr.Provisioner().Ensure(ctx, name); err != nil {
 			panic(err)
 		}
-		defer mgr.Provisioner().Drop(ctx, name)
+		defer mgr.Drop(ctx, name)
 	}
 
 	r := chi.NewRouter()
@@ -114,7 +114,7 @@ func Example_serveMux() {
 	if err := mgr.Provisioner().Ensure(ctx, "ex_initech"); err != nil {
 		panic(err)
 	}
-	defer mgr.Provisioner().Drop(ctx, "ex_initech")
+	defer mgr.Drop(ctx, "ex_initech")
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /notes", addNote)
@@ -141,7 +141,7 @@ func ExampleManager_Run() {
 	if err := mgr.Provisioner().Ensure(ctx, "ex_hooli"); err != nil {
 		panic(err)
 	}
-	defer mgr.Provisioner().Drop(ctx, "ex_hooli")
+	defer mgr.Drop(ctx, "ex_hooli")
 
 	err = mgr.Run(ctx, "ex_hooli", func(ctx context.Context) error {
 		db := tenantctx.Session(ctx)

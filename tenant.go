@@ -65,7 +65,8 @@ type Config struct {
 	// Admission decides about tenants whose schema does not exist. Default ExistingOnly.
 	Admission Admission
 
-	// Migrations, Extensions and Reserved configure provisioning (see schema.Config).
+	// Migrations, Extensions and Reserved configure provisioning (see schema.Config;
+	// each defaults to none: pass schema.CommonExtensions() for the usual extensions).
 	// The pool's role is reserved too.
 	Migrations fs.FS
 	Extensions []string
@@ -241,13 +242,9 @@ func (m *Manager) WithResolver(r middleware.Resolver) *Manager {
 // Pool returns the pool sessions use.
 func (m *Manager) Pool() *pgxpool.Pool { return m.pool }
 
-// Provisioner returns the Manager's provisioner (create, migrate, list, drop tenants).
+// Provisioner returns the Manager's provisioner (ensure, create, migrate, list
+// tenants). Drop tenants with Manager.Drop, which also updates admission.
 func (m *Manager) Provisioner() *schema.Provisioner { return m.provisioner }
-
-// Forget drops what admission remembers about name, e.g. after dropping its schema
-// in this process. (A request for a tenant dropped elsewhere finds out by itself:
-// its transaction cannot begin, and admission asks again.)
-func (m *Manager) Forget(name string) { m.admission.forget(name) }
 
 // DefaultLocale is the first configured locale, or language.Und.
 func (m *Manager) DefaultLocale() language.Tag {

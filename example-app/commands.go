@@ -99,19 +99,17 @@ func tenants(ctx context.Context, env environment, args []string) error {
 	case "create", "drop":
 		// Each name on its own: one that exists (create) or is missing (drop) is
 		// reported, and the others still get done.
+		do, done := p.Create, "created"
+		if sub == "drop" {
+			do, done = a.Manager().Drop, "dropped"
+		}
 		var failed []error
 		for _, name := range args {
-			var err error
-			if sub == "create" {
-				err = p.Create(ctx, name)
-			} else if err = p.Drop(ctx, name); err == nil {
-				a.Manager().Forget(name)
-			}
-			if err != nil {
+			if err := do(ctx, name); err != nil {
 				failed = append(failed, err)
 				continue
 			}
-			fmt.Fprintf(env.stdout, "%s %s\n", map[string]string{"create": "created", "drop": "dropped"}[sub], name)
+			fmt.Fprintf(env.stdout, "%s %s\n", done, name)
 		}
 		if len(failed) > 0 {
 			return errors.Join(failed...)

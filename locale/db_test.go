@@ -22,7 +22,7 @@ func tenantTx(t *testing.T) (pgx.Tx, *pgxpool.Pool) {
 	t.Helper()
 	ctx := context.Background()
 	raw := testdb.Pool(t)
-	prov, err := schema.NewProvisioner(raw, schema.Config{})
+	prov, err := schema.NewProvisioner(raw, schema.Config{Extensions: []string{"hstore"}})
 	require.NoError(t, err)
 	require.NoError(t, prov.Ensure(ctx, "loc_test"))
 	t.Cleanup(func() { _ = prov.Drop(ctx, "loc_test") })

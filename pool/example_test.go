@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -38,7 +39,8 @@ func ExampleWithQueryExecMode() {
 
 func ExampleRegistry() {
 	ctx := context.Background()
-	pools := pool.NewRegistry()
+	logger := slog.Default() // the application's logger
+	pools := pool.NewRegistry(pool.WithMaxConns(8), pool.WithLogger(logger))
 	defer pools.Close()
 
 	a, _ := pools.Get(ctx, testdb.DatabaseURL())

@@ -8,10 +8,11 @@ package pool
 import (
 	"context"
 	"fmt"
-	"regexp"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -36,6 +37,16 @@ type Option func(*settings)
 type settings struct {
 	configure []func(*pgxpool.Config)
 	onCreate  []func(context.Context, *pgxpool.Pool) error
+	log       *slog.Logger
+}
+
+// apply collects opts in order.
+func apply(opts []Option) settings {
+	var s settings
+	for _, o := range opts {
+		o(&s)
+	}
+	return s
 }
 
 // WithMaxConnLifetime sets how long a connection lives, plus a random extra of at
@@ -76,11 +87,11 @@ func WithOnCreate(fn func(context.Context, *pgxpool.Pool) error) Option {
 	return func(s *settings) { s.onCreate = append(s.onCreate, fn) }
 }
 
-var (
-	lifetimeParam = regexp.MustCompile(`\bpool_max_conn_lifetime\s*=`)
-	jitterParam   = regexp.MustCompile(`\bpool_max_conn_lifetime_jitter\s*=`)
-	idleParam     = regexp.MustCompile(`\bpool_max_conn_idle_time\s*=`)
-)
+// WithLogger sets where a Registry logs the pools it makes and invalidates (DSNs
+// redacted). Default slog.Default(). New alone logs nothing, so it ignores this.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *settings) { s.log = l }
+}
 
 // New parses dsn with pgxpool.ParseConfig, applies the defaults and options, and
 // returns a pool. Like pgxpool.NewWithConfig it does not connect until the pool is
@@ -91,10 +102,7 @@ func New(ctx context.Context, dsn string, opts ...Option) (*pgxpool.Pool, error)
 	if err != nil {
 		return nil, err
 	}
-	var s settings
-	for _, o := range opts {
-		o(&s)
-	}
+	s := apply(opts)
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pool: %s: %w", Redact(dsn), scrub(err, dsn))
@@ -112,24 +120,38 @@ func New(ctx context.Context, dsn string, opts ...Option) (*pgxpool.Pool, error)
 // defaults for what the DSN left unset, then the options' config edits.
 func ParseConfig(dsn string, opts ...Option) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
+	if err == nil {
+		err = applyDefaults(cfg, dsn)
+	}
 	if err != nil {
 		return nil, &ConfigError{Redacted: Redact(dsn), err: err, dsn: dsn}
 	}
-	if !lifetimeParam.MatchString(dsn) {
-		cfg.MaxConnLifetime = DefaultMaxConnLifetime
-	}
-	if !jitterParam.MatchString(dsn) {
-		cfg.MaxConnLifetimeJitter = DefaultMaxConnLifetimeJitter
-	}
-	if !idleParam.MatchString(dsn) {
-		cfg.MaxConnIdleTime = DefaultMaxConnIdleTime
-	}
-	var s settings
-	for _, o := range opts {
-		o(&s)
-	}
-	for _, fn := range s.configure {
+	for _, fn := range apply(opts).configure {
 		fn(cfg)
 	}
 	return cfg, nil
+}
+
+// applyDefaults sets the package defaults on what dsn leaves unset. pgxpool's parsed
+// config cannot say that: it holds pgxpool's own default for a missing key and
+// removes the pool keys it read. So dsn is parsed again by pgconn, which keeps every
+// key it does not know (the pool keys among them) in RuntimeParams: the DSN's
+// settings as parsed, whatever their spelling (URL or keyword/value, escaped, from a
+// service file), and never text inside another value.
+func applyDefaults(cfg *pgxpool.Config, dsn string) error {
+	parsed, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return err
+	}
+	named := parsed.RuntimeParams
+	if _, ok := named["pool_max_conn_lifetime"]; !ok {
+		cfg.MaxConnLifetime = DefaultMaxConnLifetime
+	}
+	if _, ok := named["pool_max_conn_lifetime_jitter"]; !ok {
+		cfg.MaxConnLifetimeJitter = DefaultMaxConnLifetimeJitter
+	}
+	if _, ok := named["pool_max_conn_idle_time"]; !ok {
+		cfg.MaxConnIdleTime = DefaultMaxConnIdleTime
+	}
+	return nil
 }

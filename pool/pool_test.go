@@ -29,18 +29,48 @@ func TestNewDefaults(t *testing.T) {
 	assert.Equal(t, pgx.QueryExecModeCacheStatement, cfg.ConnConfig.DefaultQueryExecMode)
 }
 
+// A setting the DSN names wins over the package default; one it does not name gets
+// the default. Whether the DSN names it is read from the parsed connection string, so
+// a key spelled with escapes counts and text inside other values does not.
 func TestDSNSettingsWinOverDefaults(t *testing.T) {
-	cfg, err := pool.ParseConfig(testdb.URL(t) + "&pool_max_conn_lifetime=5m&pool_max_conn_idle_time=1m&pool_max_conn_lifetime_jitter=0s&pool_max_conns=7")
-	require.NoError(t, err)
-	assert.Equal(t, 5*time.Minute, cfg.MaxConnLifetime)
-	assert.Equal(t, time.Minute, cfg.MaxConnIdleTime)
-	assert.Equal(t, time.Duration(0), cfg.MaxConnLifetimeJitter)
-	assert.Equal(t, int32(7), cfg.MaxConns)
+	const (
+		life   = pool.DefaultMaxConnLifetime
+		jitter = pool.DefaultMaxConnLifetimeJitter
+		idle   = pool.DefaultMaxConnIdleTime
+	)
+	tests := []struct {
+		name               string
+		dsn                string
+		life, jitter, idle time.Duration
+	}{
+		{"url, none set", "postgres://app@db/app", life, jitter, idle},
+		{"url, all set", "postgres://app@db/app?pool_max_conn_lifetime=5m&pool_max_conn_idle_time=1m&pool_max_conn_lifetime_jitter=0s",
+			5 * time.Minute, 0, time.Minute},
+		{"url, jitter only", "postgres://app@db/app?pool_max_conn_lifetime_jitter=1s", life, time.Second, idle},
+		{"url, escaped key", "postgres://app@db/app?pool%5Fmax%5Fconn%5Flifetime=2h", 2 * time.Hour, jitter, idle},
+		{"url, explicit pgx default", "postgres://app@db/app?pool_max_conn_idle_time=30m", life, jitter, 30 * time.Minute},
+		{"url, key inside another value", "postgres://app@db/app?application_name=pool_max_conn_idle_time%3D5m", life, jitter, idle},
+		{"url, key inside the password", "postgres://app:pool_max_conn_idle_time=1s@db/app", life, jitter, idle},
+		{"keyword/value, none set", "host=db user=app", life, jitter, idle},
+		{"keyword/value, spaces", "host=db user=app pool_max_conn_lifetime = 2m", 2 * time.Minute, jitter, idle},
+		{"keyword/value, all set", "host=db pool_max_conn_lifetime=5m pool_max_conn_idle_time=1m pool_max_conn_lifetime_jitter=0s",
+			5 * time.Minute, 0, time.Minute},
+		{"keyword/value, key inside a quoted value", "host=db application_name='pool_max_conn_idle_time=5m'", life, jitter, idle},
+		{"keyword/value, key inside options", "host=db options='-c pool_max_conn_lifetime_jitter=1s'", life, jitter, idle},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := pool.ParseConfig(tt.dsn)
+			require.NoError(t, err)
+			assert.Equal(t, tt.life, cfg.MaxConnLifetime, "MaxConnLifetime")
+			assert.Equal(t, tt.jitter, cfg.MaxConnLifetimeJitter, "MaxConnLifetimeJitter")
+			assert.Equal(t, tt.idle, cfg.MaxConnIdleTime, "MaxConnIdleTime")
+		})
+	}
 
-	kv, err := pool.ParseConfig("host=127.0.0.1 user=postgres pool_max_conn_lifetime = 2m")
+	cfg, err := pool.ParseConfig(testdb.URL(t) + "&pool_max_conns=7")
 	require.NoError(t, err)
-	assert.Equal(t, 2*time.Minute, kv.MaxConnLifetime)
-	assert.Equal(t, pool.DefaultMaxConnLifetimeJitter, kv.MaxConnLifetimeJitter)
+	assert.Equal(t, int32(7), cfg.MaxConns, "pgxpool's own settings pass through")
 }
 
 func TestOptions(t *testing.T) {

@@ -16,7 +16,7 @@ var ErrClosed = errors.New("pool: registry is closed")
 // Registry's options and reused after. It is safe for concurrent use.
 type Registry struct {
 	opts []Option
-	log  *slog.Logger
+	log  *slog.Logger // set once, by NewRegistry
 
 	mu     sync.Mutex
 	pools  map[string]*entry
@@ -30,17 +30,14 @@ type entry struct {
 	err   error
 }
 
-// NewRegistry returns an empty Registry whose pools New makes with opts.
+// NewRegistry returns an empty Registry whose pools New makes with opts. It logs
+// to WithLogger's logger, if one is among opts.
 func NewRegistry(opts ...Option) *Registry {
-	return &Registry{opts: opts, log: slog.Default(), pools: map[string]*entry{}}
-}
-
-// SetLogger replaces slog.Default for the Registry's log lines (pool created,
-// invalidated). DSNs are logged redacted.
-func (r *Registry) SetLogger(l *slog.Logger) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.log = l
+	log := apply(opts).log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Registry{opts: opts, log: log, pools: map[string]*entry{}}
 }
 
 // Get returns the pool for dsn, making it on first use. Concurrent first calls for
@@ -55,7 +52,6 @@ func (r *Registry) Get(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 	if !ok {
 		e = &entry{ready: make(chan struct{})}
 		r.pools[dsn] = e
-		log := r.log
 		r.mu.Unlock()
 		e.pool, e.err = New(ctx, dsn, r.opts...)
 		if e.err != nil {
@@ -65,7 +61,7 @@ func (r *Registry) Get(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 			}
 			r.mu.Unlock()
 		} else {
-			log.InfoContext(ctx, "pool created", slog.String("dsn", Redact(dsn)))
+			r.log.InfoContext(ctx, "pool created", slog.String("dsn", Redact(dsn)))
 		}
 		close(e.ready)
 		return e.pool, e.err
@@ -86,7 +82,6 @@ func (r *Registry) Invalidate(dsn string) bool {
 	r.mu.Lock()
 	e, ok := r.pools[dsn]
 	delete(r.pools, dsn)
-	log := r.log
 	r.mu.Unlock()
 	if !ok {
 		return false
@@ -96,7 +91,7 @@ func (r *Registry) Invalidate(dsn string) bool {
 		return false
 	}
 	e.pool.Close()
-	log.Info("pool invalidated", slog.String("dsn", Redact(dsn)))
+	r.log.Info("pool invalidated", slog.String("dsn", Redact(dsn)))
 	return true
 }
 

@@ -51,8 +51,7 @@ func TestRegistryOnePoolPerDSN(t *testing.T) {
 func TestRegistryInvalidate(t *testing.T) {
 	ctx := context.Background()
 	var logs bytes.Buffer
-	r := pool.NewRegistry()
-	r.SetLogger(slog.New(slog.NewTextHandler(&logs, nil)))
+	r := pool.NewRegistry(pool.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	defer r.Close()
 	dsn := testdb.URL(t)
 
@@ -83,8 +82,7 @@ func TestRegistryClose(t *testing.T) {
 func TestRegistryFailedNewIsNotKept(t *testing.T) {
 	ctx := context.Background()
 	var logs bytes.Buffer
-	r := pool.NewRegistry()
-	r.SetLogger(slog.New(slog.NewTextHandler(&logs, nil)))
+	r := pool.NewRegistry(pool.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	defer r.Close()
 	_, err := r.Get(ctx, "postgres://app:s3cretpw@db:bad/app")
 	require.Error(t, err)

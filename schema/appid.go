@@ -26,7 +26,7 @@ func FromApplicationID(appID string) (string, error) {
 	if !ok || id == "" || strings.Contains(id, "/") {
 		return "", fmt.Errorf("schema: %q: %w: must be \"namespace/id\"", appID, ErrInvalidApplicationID)
 	}
-	if err := ValidateNamespace(ns); err != nil {
+	if err := validateNamespace(ns); err != nil {
 		return "", err
 	}
 	if err := checkID(id); err != nil {
@@ -58,9 +58,9 @@ func checkID(id string) error {
 	return nil
 }
 
-// ValidateNamespace checks a namespace as used by FromApplicationID and List: a valid
-// schema name with no '-'. The error wraps ErrInvalidNamespace.
-func ValidateNamespace(ns string) error {
+// validateNamespace checks a namespace as used by FromApplicationID and List: a valid
+// schema name with no '-' (the separator). The error wraps ErrInvalidNamespace.
+func validateNamespace(ns string) error {
 	if strings.Contains(ns, "-") {
 		return fmt.Errorf("schema: namespace %q contains '-': %w", ns, ErrInvalidNamespace)
 	}

@@ -134,7 +134,7 @@ func TestEnsureRetriesDDLRace(t *testing.T) {
 			pool := setup(t)
 			name := tenantName(t, pool)
 			p := newProvisioner(t, pool, schema.Config{Attempts: tc.attempts})
-			require.NoError(t, p.EnsureExtensions(ctx))
+			require.NoError(t, p.EnsureShared(ctx))
 
 			other, err := pool.Begin(ctx)
 			require.NoError(t, err)
@@ -143,7 +143,7 @@ func TestEnsureRetriesDDLRace(t *testing.T) {
 			require.NoError(t, err)
 
 			done := make(chan error, 1)
-			go func() { _, err := p.CreateIfNotExists(ctx, name); done <- err }()
+			go func() { done <- p.Ensure(ctx, name) }()
 			require.Eventually(t, func() bool {
 				return count(t, pool, `SELECT count(*) FROM pg_stat_activity
 					WHERE wait_event_type = 'Lock' AND starts_with(query, $1)`, `CREATE SCHEMA "`+name+`"`) == 1

@@ -49,7 +49,10 @@ func ExampleProvisioner_Ensure() {
 	migrations := fstest.MapFS{ // usually an embed.FS of SQL files
 		"001_documents.sql": {Data: []byte("CREATE TABLE documents (id serial PRIMARY KEY, title hstore)")},
 	}
-	p, err := schema.NewProvisioner(pool, schema.Config{Migrations: migrations})
+	p, err := schema.NewProvisioner(pool, schema.Config{
+		Extensions: []string{"hstore"}, // created once, in the shared "extensions" schema
+		Migrations: migrations,
+	})
 	if err != nil {
 		panic(err)
 	}
@@ -74,3 +77,33 @@ func ExampleProvisioner_Ensure() {
 
 // exampleDatabase is the test package's own database; an application passes its DSN.
 func exampleDatabase() string { return testdb.DatabaseURL() }
+
+// At sign-up a tenant's name must be new: Create refuses one that exists, changing
+// nothing in it; Validate checks the name first, with the application's reserved
+// names, without a query.
+func ExampleProvisioner_Create() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, exampleDatabase())
+	if err != nil {
+		panic(err)
+	}
+	defer pool.Close()
+	p, err := schema.NewProvisioner(pool, schema.Config{Reserved: []string{"admin"}})
+	if err != nil {
+		panic(err)
+	}
+	defer p.Drop(ctx, "example_initech")
+
+	for _, name := range []string{"admin", "example_initech", "example_initech"} {
+		if err := p.Validate(name); err != nil {
+			fmt.Println(name, "refused:", errors.Is(err, schema.ErrReserved))
+			continue
+		}
+		err := p.Create(ctx, name)
+		fmt.Println(name, "taken already:", errors.Is(err, schema.ErrExists))
+	}
+	// Output:
+	// admin refused: true
+	// example_initech taken already: false
+	// example_initech taken already: true
+}

@@ -25,13 +25,12 @@ var extensionName = regexp.MustCompile(`\A[a-z_][a-z0-9_]{0,62}\z`)
 // extensionsLock is the advisory lock (second key) that serializes extension creation.
 const extensionsLock = 0
 
-// EnsureExtensions makes the shared schemas exist, once per Provisioner: the
+// ensureShared makes the shared schemas exist, once per Provisioner: the
 // "extensions" schema with the configured extensions, and the tenant registry. After a
 // success it costs nothing. When they already exist no DDL runs, so a role without
 // CREATE rights works once a superuser has made them. A role that may not create them
 // gets an error wrapping ErrExtensions that names the SQL a superuser must run.
-// Provisioning calls it; call it yourself to fail early at start-up.
-func (p *Provisioner) EnsureExtensions(ctx context.Context) error {
+func (p *Provisioner) ensureShared(ctx context.Context) error {
 	if p.sharedReady.Load() {
 		return nil
 	}

@@ -17,8 +17,8 @@ import (
 
 func extensionsIn(t *testing.T, db schema.DB) []string {
 	t.Helper()
-	rows, err := db.Query(context.Background(), `SELECT extname::text FROM pg_extension
-		WHERE extnamespace = 'extensions'::regnamespace ORDER BY 1`)
+	rows, err := db.Query(context.Background(), `SELECT e.extname::text FROM pg_extension e
+		JOIN pg_namespace n ON n.oid = e.extnamespace WHERE n.nspname = 'extensions' ORDER BY 1`)
 	require.NoError(t, err)
 	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
@@ -29,16 +29,16 @@ func TestExtensionsProvisionedOnce(t *testing.T) {
 	ctx := context.Background()
 	url := testdb.NewDatabase(t)
 	pool := testdb.PoolFor(t, url)
-	p := newProvisioner(t, pool, schema.Config{Migrations: fstestEmpty()})
-	require.NoError(t, p.EnsureExtensions(ctx))
+	p := newProvisioner(t, pool, schema.Config{Extensions: schema.CommonExtensions(), Migrations: fstestEmpty()})
+	require.NoError(t, p.EnsureShared(ctx))
 	assert.Equal(t, []string{"btree_gist", "hstore", "intarray", "unaccent"}, extensionsIn(t, pool))
 
 	// Once done, a Provisioner does not ask again.
 	once := testdb.PoolFor(t, url)
-	p2 := newProvisioner(t, once, schema.Config{})
-	require.NoError(t, p2.EnsureExtensions(ctx))
+	p2 := newProvisioner(t, once, schema.Config{Extensions: schema.CommonExtensions()})
+	require.NoError(t, p2.EnsureShared(ctx))
 	once.Close()
-	assert.NoError(t, p2.EnsureExtensions(ctx))
+	assert.NoError(t, p2.EnsureShared(ctx))
 
 	// Tenant SQL finds them through search_path, with public absent from it.
 	require.NoError(t, p.Ensure(ctx, "acme"))
@@ -55,18 +55,40 @@ func TestExtensionsProvisionedOnce(t *testing.T) {
 // fstestEmpty is a migration set with no files.
 func fstestEmpty() fstest.MapFS { return fstest.MapFS{} }
 
+// Config.Extensions lists what is created, and nothing else: its zero value, nil,
+// means none, like an empty list.
 func TestExtensionsConfigurable(t *testing.T) {
-	ctx := context.Background()
-	pool := testdb.PoolFor(t, testdb.NewDatabase(t))
-	p := newProvisioner(t, pool, schema.Config{Extensions: []string{"hstore"}})
-	require.NoError(t, p.EnsureExtensions(ctx))
-	assert.Equal(t, []string{"hstore"}, extensionsIn(t, pool))
+	tests := []struct {
+		name       string
+		extensions []string
+		want       []string
+	}{
+		{"nil means none", nil, []string{}},
+		{"empty means none", []string{}, []string{}},
+		{"one", []string{"hstore"}, []string{"hstore"}},
+		{"the common ones", schema.CommonExtensions(), []string{"btree_gist", "hstore", "intarray", "unaccent"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			pool := testdb.PoolFor(t, testdb.NewDatabase(t))
+			p, err := schema.NewProvisioner(pool, schema.Config{Extensions: tt.extensions})
+			require.NoError(t, err)
+			require.NoError(t, p.Ensure(ctx, "plain"))
+			assert.Equal(t, tt.want, extensionsIn(t, pool))
+		})
+	}
 
-	none := newProvisioner(t, pool, schema.Config{Extensions: []string{}, Migrations: fstestEmpty()})
-	require.NoError(t, none.Ensure(ctx, "plain"))
-
-	_, err := schema.NewProvisioner(pool, schema.Config{Extensions: []string{`hstore"; DROP`}})
+	_, err := schema.NewProvisioner(nil, schema.Config{Extensions: []string{`hstore"; DROP`}})
 	assert.ErrorIs(t, err, schema.ErrExtensionName)
+}
+
+// CommonExtensions returns a fresh slice: a caller that changes it changes no one
+// else's configuration.
+func TestCommonExtensionsIsACopy(t *testing.T) {
+	a := schema.CommonExtensions()
+	a[0] = "changed"
+	assert.Equal(t, "btree_gist", schema.CommonExtensions()[0])
 }
 
 // A role that may not create the extensions gets the SQL a superuser must run; once a
@@ -79,7 +101,7 @@ func TestExtensionsNeedSuperuserHint(t *testing.T) {
 	roleURL, role := testdb.Role(t, adminURL)
 	limited := testdb.PoolFor(t, roleURL)
 
-	p := newProvisioner(t, limited, schema.Config{Migrations: fstestEmpty()})
+	p := newProvisioner(t, limited, schema.Config{Extensions: schema.CommonExtensions(), Migrations: fstestEmpty()})
 	err := p.Ensure(ctx, "acme")
 	require.ErrorIs(t, err, schema.ErrExtensions)
 	msg := err.Error()
@@ -93,9 +115,8 @@ func TestExtensionsNeedSuperuserHint(t *testing.T) {
 	require.NoError(t, err)
 
 	require.NoError(t, p.Ensure(ctx, "acme"))
-	ok2, err := p.Exists(ctx, "acme")
-	require.NoError(t, err)
-	assert.True(t, ok2)
+	_, err = p.Lookup(ctx, "acme")
+	assert.NoError(t, err)
 }
 
 func TestExtensionInWrongSchema(t *testing.T) {
@@ -103,8 +124,8 @@ func TestExtensionInWrongSchema(t *testing.T) {
 	pool := testdb.PoolFor(t, testdb.NewDatabase(t))
 	_, err := pool.Exec(ctx, "CREATE EXTENSION hstore SCHEMA public")
 	require.NoError(t, err)
-	p := newProvisioner(t, pool, schema.Config{})
-	err = p.EnsureExtensions(ctx)
+	p := newProvisioner(t, pool, schema.Config{Extensions: []string{"hstore"}})
+	err = p.Ensure(ctx, "acme")
 	require.ErrorIs(t, err, schema.ErrExtensions)
 	assert.Contains(t, err.Error(), `ALTER EXTENSION "hstore" SET SCHEMA extensions`)
 }
@@ -117,7 +138,7 @@ func dbName(t *testing.T, connString string) string {
 
 // A caller waiting for the shared schemas that another call is making waits only as
 // long as its own context allows; no lock is held across the work.
-func TestEnsureExtensionsWaitHonoursItsContext(t *testing.T) {
+func TestSharedSchemasWaitHonoursItsContext(t *testing.T) {
 	ctx := context.Background()
 	pool := setup(t)
 	lock, err := pool.Begin(ctx) // another process making the shared schemas
@@ -128,7 +149,7 @@ func TestEnsureExtensionsWaitHonoursItsContext(t *testing.T) {
 
 	p := newProvisioner(t, pool, schema.Config{})
 	first := make(chan error, 1)
-	go func() { first <- p.EnsureExtensions(ctx) }()
+	go func() { first <- p.Ensure(ctx, tenantName(t, pool)) }()
 	require.Eventually(t, func() bool {
 		return count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock%'`) >= 1
 	}, 10*time.Second, 10*time.Millisecond)
@@ -137,13 +158,13 @@ func TestEnsureExtensionsWaitHonoursItsContext(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
-		impatient <- p.EnsureExtensions(ctx)
+		impatient <- p.Ensure(ctx, tenantName(t, pool))
 	}()
 	select {
 	case err := <-impatient:
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
 	case <-time.After(10 * time.Second):
-		t.Fatal("EnsureExtensions waited past its caller's deadline")
+		t.Fatal("Ensure waited for the shared schemas past its caller's deadline")
 	}
 	require.NoError(t, lock.Rollback(ctx))
 	assert.NoError(t, <-first)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"testing"
 	"testing/fstest"
@@ -27,6 +28,9 @@ CREATE INDEX documents_id_gist ON documents USING gist (id);
 INSERT INTO public.migration_log VALUES (current_schema(), 2);`)},
 }
 
+// testExtensions are what testMigrations need.
+var testExtensions = []string{"btree_gist", "hstore"}
+
 // setup returns a pool on the package database with public.migration_log in place.
 func setup(t testing.TB) *pgxpool.Pool {
 	t.Helper()
@@ -37,6 +41,9 @@ func setup(t testing.TB) *pgxpool.Pool {
 	return pool
 }
 
+// newProvisioner makes a Provisioner that logs to the test, with testMigrations and
+// the extensions they need unless cfg names others. (Tests of Config's zero value
+// call NewProvisioner.)
 func newProvisioner(t testing.TB, db schema.DB, cfg schema.Config) *schema.Provisioner {
 	t.Helper()
 	if cfg.Logger == nil {
@@ -44,6 +51,9 @@ func newProvisioner(t testing.TB, db schema.DB, cfg schema.Config) *schema.Provi
 	}
 	if cfg.Migrations == nil {
 		cfg.Migrations = testMigrations
+	}
+	if cfg.Extensions == nil {
+		cfg.Extensions = testExtensions
 	}
 	p, err := schema.NewProvisioner(db, cfg)
 	require.NoError(t, err)
@@ -85,4 +95,15 @@ func runs(t *testing.T, pool *pgxpool.Pool, name string) map[int]int {
 	}
 	require.NoError(t, rows.Err())
 	return out
+}
+
+// isTenant reports whether Lookup finds name.
+func isTenant(t *testing.T, p *schema.Provisioner, name string) bool {
+	t.Helper()
+	_, err := p.Lookup(context.Background(), name)
+	if errors.Is(err, schema.ErrNotFound) {
+		return false
+	}
+	require.NoError(t, err)
+	return true
 }

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -8,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // ErrMigrations is wrapped by errors in the migration files themselves (bad names,
@@ -22,8 +25,8 @@ var ErrMigrationFailed = errors.New("migration failed")
 // says which tables it has.
 var ErrMigrationOrder = errors.New("migration out of order")
 
-// Migration is one SQL file: "0001_create_documents.sql" is version 1.
-type Migration struct {
+// migration is one SQL file: "0001_create_documents.sql" is version 1.
+type migration struct {
 	Version int64
 	Name    string // the file name
 	SQL     string
@@ -35,12 +38,12 @@ var migrationFile = regexp.MustCompile(`\A(\d+)_[^/]+\.sql\z`)
 // provisioning never runs, so files written for tern load unchanged.
 const downMarker = "---- create above / drop below ----"
 
-// LoadMigrations reads the *.sql files at the root of fsys, named VERSION_name.sql
+// loadMigrations reads the *.sql files at the root of fsys, named VERSION_name.sql
 // (e.g. 001_documents.sql), sorted by version. The SQL runs with search_path set to
 // the tenant schema and "extensions", so it should not qualify tenant tables. Files
 // must not contain statements that cannot run inside a transaction.
 // Every problem is reported as an error wrapping ErrMigrations.
-func LoadMigrations(fsys fs.FS) ([]Migration, error) {
+func loadMigrations(fsys fs.FS) ([]migration, error) {
 	if fsys == nil {
 		return nil, nil
 	}
@@ -48,7 +51,7 @@ func LoadMigrations(fsys fs.FS) ([]Migration, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema: %w: %w", ErrMigrations, err)
 	}
-	var out []Migration
+	var out []migration
 	seen := map[int64]string{}
 	for _, e := range entries {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
@@ -74,8 +77,90 @@ func LoadMigrations(fsys fs.FS) ([]Migration, error) {
 		if strings.TrimSpace(sql) == "" {
 			return nil, fmt.Errorf("schema: %w: %q has no SQL", ErrMigrations, e.Name())
 		}
-		out = append(out, Migration{Version: v, Name: e.Name(), SQL: sql})
+		out = append(out, migration{Version: v, Name: e.Name(), SQL: sql})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	return out, nil
+}
+
+// migrate applies the pending migrations to tenant t inside tx, with its
+// search_path. A migration that would run out of order (older than one applied) is
+// refused: the version, which keys prepared statements, must change whenever the
+// tables do. When something is pending, the version marker is locked exclusively
+// first (in-flight requests of this tenant finish, new ones wait), within
+// Config.LockTimeout, then renamed to the new version with the registry row.
+func (p *Provisioner) migrate(ctx context.Context, tx pgx.Tx, t Tenant) error {
+	table := pgx.Identifier{t.Name, VersionTable}.Sanitize()
+	rows, err := tx.Query(ctx, "SELECT version FROM "+table)
+	if err != nil {
+		return err
+	}
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return err
+	}
+	done := make(map[int64]bool, len(applied))
+	for _, v := range applied {
+		done[v] = true
+	}
+	var pending []migration
+	for _, mig := range p.migrations {
+		if done[mig.Version] {
+			continue
+		}
+		if mig.Version < t.Version {
+			return fmt.Errorf("%w: %s in schema %q is older than the applied version %d: give it a higher version",
+				ErrMigrationOrder, mig.Name, t.Name, t.Version)
+		}
+		pending = append(pending, mig)
+	}
+	if err := ensureMarker(ctx, tx, t); err != nil { // repairs a lost marker
+		return err
+	}
+	if len(pending) == 0 {
+		return nil // no lock: a migrate with nothing to do never delays requests
+	}
+	if err := p.lockMarker(ctx, tx, t); err != nil {
+		return err
+	}
+	for _, mig := range pending {
+		// Set before each file: a migration may change search_path itself.
+		if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", execMode, SearchPath(t.Name)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, mig.SQL); err != nil {
+			return fmt.Errorf("%w: %s in schema %q: %w", ErrMigrationFailed, mig.Name, t.Name, err)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (version, name) VALUES ($1, $2)", execMode, mig.Version, mig.Name); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, "DROP VIEW "+VersionMarker(t).Sanitize()); err != nil {
+		return err
+	}
+	t.Version = pending[len(pending)-1].Version
+	if err := ensureMarker(ctx, tx, t); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, "UPDATE "+registryTable+" SET version = $2 WHERE name = $1", execMode, t.Name, t.Version)
+	return err
+}
+
+// lockMarker takes the tenant's version marker exclusively, waiting at most
+// Config.LockTimeout for the tenant's requests in flight: while a migration waits,
+// the tenant's new requests queue behind it, so a long request (or a request waiting
+// on a transaction of its own tenant) must make the migration give up, not stall the
+// tenant. The timeout covers the lock only, not the migration's DDL.
+func (p *Provisioner) lockMarker(ctx context.Context, tx pgx.Tx, t Tenant) error {
+	_, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", execMode, strconv.FormatInt(p.lockTimeout.Milliseconds(), 10))
+	if err == nil {
+		_, err = tx.Exec(ctx, "LOCK TABLE "+VersionMarker(t).Sanitize()+" IN ACCESS EXCLUSIVE MODE")
+	}
+	if sqlState(err) == "55P03" {
+		return fmt.Errorf("%w: schema %q: its requests kept it busy for %v", ErrLocked, t.Name, p.lockTimeout)
+	}
+	if err == nil {
+		_, err = tx.Exec(ctx, "SET LOCAL lock_timeout TO DEFAULT")
+	}
+	return err
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"strconv"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -26,8 +26,14 @@ var ErrNotFound = errors.New("schema does not exist")
 // Config.LockTimeout: requests kept the tenant busy. Nothing was applied; run it again.
 var ErrLocked = errors.New("tenant is busy")
 
-// DefaultLockTimeout is Config.LockTimeout's default.
-const DefaultLockTimeout = 5 * time.Second
+// Defaults for Config's zero values.
+const (
+	// DefaultAttempts bounds the runs of a provisioning transaction that keeps losing
+	// DDL races: enough for the few sessions that collide on one new tenant.
+	DefaultAttempts = 5
+	// DefaultLockTimeout bounds a migration's wait for its tenant's requests.
+	DefaultLockTimeout = 5 * time.Second
+)
 
 // VersionTable is the table, inside each tenant schema, that records applied migrations.
 const VersionTable = "tenant_migrations"
@@ -42,31 +48,40 @@ type DB interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Config configures a Provisioner. The zero value is usable: default extensions, no
-// migrations, five attempts on DDL races, a 5 s lock timeout for migrations,
+// Config configures a Provisioner. The zero value is usable: no extensions, no
+// migrations, DefaultAttempts on DDL races, DefaultLockTimeout for migrations,
 // slog.Default.
 type Config struct {
-	// Extensions are created in the shared "extensions" schema. nil means
-	// DefaultExtensions(); an empty, non-nil slice means none.
+	// Extensions are created once, in the shared "extensions" schema that every
+	// tenant's search_path reaches. Default none (nil and empty alike);
+	// CommonExtensions lists the usual ones.
 	Extensions []string
-	// Migrations holds the VERSION_name.sql files applied to every tenant schema
-	// (see LoadMigrations). nil means none.
+	// Migrations holds the SQL files applied to every tenant schema, in version
+	// order, at its root: VERSION_name.sql (001_documents.sql), unique positive
+	// versions, each file run in the provisioning transaction with the tenant's
+	// search_path (so unqualified names are the tenant's); what follows tern's
+	// "---- create above / drop below ----" is ignored. Default none.
 	Migrations fs.FS
 	// Reserved adds the application's own schema names, which no tenant may take.
+	// Default none beyond the built-in ones (see Validate).
 	Reserved []string
 	// Attempts bounds how often a transaction that lost a DDL race (unique violation,
-	// duplicate schema, serialization failure, deadlock) is run. Default 5.
+	// duplicate schema, serialization failure, deadlock) is run. Default
+	// DefaultAttempts (5).
 	Attempts int
 	// LockTimeout bounds how long a migration waits for a tenant's requests in flight
 	// before it gives up with ErrLocked (the tenant's new requests wait behind it
-	// meanwhile). Default 5 s.
+	// meanwhile). Default DefaultLockTimeout (5 s).
 	LockTimeout time.Duration
 	// Logger receives retries and provisioning events. Default slog.Default().
 	Logger *slog.Logger
 }
 
-// DefaultExtensions are the extensions provisioned when Config.Extensions is nil.
-func DefaultExtensions() []string {
+// CommonExtensions returns the extensions many applications want in every tenant
+// (and onegov provisions): btree_gist, hstore (which locale.Text can use), intarray
+// and unaccent. Pass them, or a selection, as Config.Extensions; nothing is created
+// unless asked for. Each call returns a new slice.
+func CommonExtensions() []string {
 	return []string{"btree_gist", "hstore", "intarray", "unaccent"}
 }
 
@@ -77,35 +92,32 @@ func DefaultExtensions() []string {
 // seen at once (callers that need speed cache admissions, as tenant.Manager does).
 type Provisioner struct {
 	db          DB
-	validator   Validator
-	migrations  []Migration
+	reserved    []string
+	migrations  []migration
 	extensions  []string
 	attempts    int
 	lockTimeout time.Duration
 	log         *slog.Logger
 
-	shared      singleflight.Group // the one EnsureExtensions at work
+	shared      singleflight.Group // the one ensureShared at work
 	sharedReady atomic.Bool
 }
 
 // NewProvisioner checks the configuration (extension names, migration files) and
 // returns a Provisioner. It does not touch the database.
 func NewProvisioner(db DB, cfg Config) (*Provisioner, error) {
-	migrations, err := LoadMigrations(cfg.Migrations)
+	migrations, err := loadMigrations(cfg.Migrations)
 	if err != nil {
 		return nil, err
 	}
 	p := &Provisioner{
 		db:          db,
-		validator:   Validator{Reserved: cfg.Reserved},
+		reserved:    slices.Clone(cfg.Reserved),
 		migrations:  migrations,
-		extensions:  cfg.Extensions,
+		extensions:  slices.Clone(cfg.Extensions),
 		attempts:    cfg.Attempts,
 		lockTimeout: cfg.LockTimeout,
 		log:         cfg.Logger,
-	}
-	if p.extensions == nil {
-		p.extensions = DefaultExtensions()
 	}
 	for _, e := range p.extensions {
 		if !extensionName.MatchString(e) {
@@ -113,7 +125,7 @@ func NewProvisioner(db DB, cfg Config) (*Provisioner, error) {
 		}
 	}
 	if p.attempts <= 0 {
-		p.attempts = 5
+		p.attempts = DefaultAttempts
 	}
 	if p.lockTimeout <= 0 {
 		p.lockTimeout = DefaultLockTimeout
@@ -124,50 +136,30 @@ func NewProvisioner(db DB, cfg Config) (*Provisioner, error) {
 	return p, nil
 }
 
-// Validate checks name with the built-in rules and the configured reserved names.
-func (p *Provisioner) Validate(name string) error { return p.validator.Validate(name) }
+// Validate is the package's Validate with Config.Reserved: what every method of p
+// checks before any SQL. Use it to check a name (a sign-up form's) without a query.
+func (p *Provisioner) Validate(name string) error { return Validate(name, p.reserved...) }
 
-// Migrations returns the loaded migrations, in order.
-func (p *Provisioner) Migrations() []Migration { return append([]Migration(nil), p.migrations...) }
-
-// Exists reports whether name is a tenant: a schema this package provisioned (or
-// adopted) that still exists. A schema it did not create is not one. It always asks
-// the database.
-func (p *Provisioner) Exists(ctx context.Context, name string) (bool, error) {
-	_, err := p.Lookup(ctx, name)
-	if errors.Is(err, ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-// Create provisions a new tenant: extensions, the schema, its registration, every
-// migration, committed together. It returns an error wrapping ErrExists when the
-// tenant exists, ErrForeign when a schema of that name exists but is not a tenant.
-func (p *Provisioner) Create(ctx context.Context, name string) error {
-	_, err := p.provision(ctx, name, modeCreate)
-	return err
-}
-
-// CreateIfNotExists provisions the tenant when it is missing and applies pending
-// migrations when it exists. created reports whether this call made the schema. A
-// schema of that name that is not a tenant is refused with ErrForeign.
-func (p *Provisioner) CreateIfNotExists(ctx context.Context, name string) (created bool, err error) {
+// Ensure makes sure the tenant exists and has every migration: a missing tenant is
+// created (the shared extensions, its schema, its registration and every migration,
+// committed together: all or nothing), an existing one gets its pending migrations.
+// It is idempotent, and any number of goroutines and processes may ensure the same
+// new tenant at once: one creates it, all succeed. A schema of that name that is not
+// a tenant is refused with ErrForeign, and nothing is created in it.
+func (p *Provisioner) Ensure(ctx context.Context, name string) error {
 	return p.provision(ctx, name, modeEnsure)
 }
 
-// Migrate applies pending migrations to an existing tenant; ErrNotFound when it is
-// missing, ErrForeign for a schema that is not a tenant.
-func (p *Provisioner) Migrate(ctx context.Context, name string) error {
-	_, err := p.provision(ctx, name, modeMigrate)
-	return err
+// Create is Ensure for a tenant that must be new (a sign-up): when the tenant exists
+// it changes nothing and returns an error wrapping ErrExists.
+func (p *Provisioner) Create(ctx context.Context, name string) error {
+	return p.provision(ctx, name, modeCreate)
 }
 
-// Ensure is CreateIfNotExists without the report. Many goroutines and processes may
-// ensure the same new tenant at once; one creates it, all succeed.
-func (p *Provisioner) Ensure(ctx context.Context, name string) error {
-	_, err := p.provision(ctx, name, modeEnsure)
-	return err
+// Migrate applies the pending migrations to an existing tenant and never creates
+// one: ErrNotFound when it is missing, ErrForeign for a schema that is not a tenant.
+func (p *Provisioner) Migrate(ctx context.Context, name string) error {
+	return p.provision(ctx, name, modeMigrate)
 }
 
 // Drop removes the tenant's schema and everything in it (CASCADE) and its
@@ -177,7 +169,7 @@ func (p *Provisioner) Drop(ctx context.Context, name string) error {
 	if err := p.Validate(name); err != nil {
 		return err
 	}
-	if err := p.EnsureExtensions(ctx); err != nil { // the registry, which Drop reads
+	if err := p.ensureShared(ctx); err != nil { // the registry, which Drop reads
 		return err
 	}
 	var missing bool
@@ -216,7 +208,7 @@ func (p *Provisioner) Drop(ctx context.Context, name string) error {
 // "foo_bar". Schemas this package did not create are never listed.
 func (p *Provisioner) List(ctx context.Context, namespace string) ([]string, error) {
 	if namespace != "" {
-		if err := ValidateNamespace(namespace); err != nil {
+		if err := validateNamespace(namespace); err != nil {
 			return nil, err
 		}
 	}
@@ -241,7 +233,7 @@ func (p *Provisioner) List(ctx context.Context, namespace string) ([]string, err
 func (p *Provisioner) validOnly(names []string) []string {
 	out := names[:0]
 	for _, n := range names {
-		if p.validator.Valid(n) {
+		if p.Validate(n) == nil {
 			out = append(out, n)
 		}
 	}
@@ -256,14 +248,17 @@ const (
 	modeMigrate
 )
 
-func (p *Provisioner) provision(ctx context.Context, name string, m mode) (created bool, err error) {
+// provision does what Ensure, Create and Migrate promise, in one transaction under
+// the name's lock, run again on a DDL race.
+func (p *Provisioner) provision(ctx context.Context, name string, m mode) error {
 	if err := p.Validate(name); err != nil {
-		return false, err
+		return err
 	}
-	if err := p.EnsureExtensions(ctx); err != nil {
-		return false, err
+	if err := p.ensureShared(ctx); err != nil {
+		return err
 	}
-	err = p.retry(ctx, "provision", name, func() error {
+	var created bool
+	err := p.retry(ctx, "provision", name, func() error {
 		created = false // a retried attempt starts over
 		return inTx(ctx, p.db, func(tx pgx.Tx) error {
 			var err error
@@ -273,14 +268,14 @@ func (p *Provisioner) provision(ctx context.Context, name string, m mode) (creat
 	})
 	if err != nil {
 		if errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrForeign) {
-			return false, err
+			return err
 		}
-		return false, fmt.Errorf("schema: provision %q: %w", name, err)
+		return fmt.Errorf("schema: provision %q: %w", name, err)
 	}
 	if created {
 		p.log.InfoContext(ctx, "tenant schema created", slog.String("tenant", name), slog.Int("migrations", len(p.migrations)))
 	}
-	return created, nil
+	return nil
 }
 
 // provisionTx does the work of one attempt inside tx, under the schema's lock.
@@ -312,88 +307,6 @@ func (p *Provisioner) provisionTx(ctx context.Context, tx pgx.Tx, name string, m
 		return false, err
 	}
 	return created, nil
-}
-
-// migrate applies the pending migrations to tenant t inside tx, with its
-// search_path. A migration that would run out of order (older than one applied) is
-// refused: the version, which keys prepared statements, must change whenever the
-// tables do. When something is pending, the version marker is locked exclusively
-// first (in-flight requests of this tenant finish, new ones wait), within
-// Config.LockTimeout, then renamed to the new version with the registry row.
-func (p *Provisioner) migrate(ctx context.Context, tx pgx.Tx, t Tenant) error {
-	table := pgx.Identifier{t.Name, VersionTable}.Sanitize()
-	rows, err := tx.Query(ctx, "SELECT version FROM "+table)
-	if err != nil {
-		return err
-	}
-	applied, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return err
-	}
-	done := make(map[int64]bool, len(applied))
-	for _, v := range applied {
-		done[v] = true
-	}
-	var pending []Migration
-	for _, mig := range p.migrations {
-		if done[mig.Version] {
-			continue
-		}
-		if mig.Version < t.Version {
-			return fmt.Errorf("%w: %s in schema %q is older than the applied version %d: give it a higher version",
-				ErrMigrationOrder, mig.Name, t.Name, t.Version)
-		}
-		pending = append(pending, mig)
-	}
-	if err := ensureMarker(ctx, tx, t); err != nil { // repairs a lost marker
-		return err
-	}
-	if len(pending) == 0 {
-		return nil // no lock: a migrate with nothing to do never delays requests
-	}
-	if err := p.lockMarker(ctx, tx, t); err != nil {
-		return err
-	}
-	for _, mig := range pending {
-		// Set before each file: a migration may change search_path itself.
-		if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", execMode, SearchPath(t.Name)); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, mig.SQL); err != nil {
-			return fmt.Errorf("%w: %s in schema %q: %w", ErrMigrationFailed, mig.Name, t.Name, err)
-		}
-		if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (version, name) VALUES ($1, $2)", execMode, mig.Version, mig.Name); err != nil {
-			return err
-		}
-	}
-	if _, err := tx.Exec(ctx, "DROP VIEW "+VersionMarker(t).Sanitize()); err != nil {
-		return err
-	}
-	t.Version = pending[len(pending)-1].Version
-	if err := ensureMarker(ctx, tx, t); err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, "UPDATE "+registryTable+" SET version = $2 WHERE name = $1", execMode, t.Name, t.Version)
-	return err
-}
-
-// lockMarker takes the tenant's version marker exclusively, waiting at most
-// Config.LockTimeout for the tenant's requests in flight: while a migration waits,
-// the tenant's new requests queue behind it, so a long request (or a request waiting
-// on a transaction of its own tenant) must make the migration give up, not stall the
-// tenant. The timeout covers the lock only, not the migration's DDL.
-func (p *Provisioner) lockMarker(ctx context.Context, tx pgx.Tx, t Tenant) error {
-	_, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", execMode, strconv.FormatInt(p.lockTimeout.Milliseconds(), 10))
-	if err == nil {
-		_, err = tx.Exec(ctx, "LOCK TABLE "+VersionMarker(t).Sanitize()+" IN ACCESS EXCLUSIVE MODE")
-	}
-	if sqlState(err) == "55P03" {
-		return fmt.Errorf("%w: schema %q: its requests kept it busy for %v", ErrLocked, t.Name, p.lockTimeout)
-	}
-	if err == nil {
-		_, err = tx.Exec(ctx, "SET LOCAL lock_timeout TO DEFAULT")
-	}
-	return err
 }
 
 // SearchPath is the search_path value for a tenant: its schema, then the shared

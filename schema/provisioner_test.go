@@ -19,52 +19,89 @@ func TestProvisionerLifecycle(t *testing.T) {
 	pool := setup(t)
 	p := newProvisioner(t, pool, schema.Config{})
 	name := tenantName(t, pool)
-
-	ok, err := p.Exists(ctx, name)
-	require.NoError(t, err)
-	assert.False(t, ok)
+	assert.False(t, isTenant(t, p, name))
 
 	require.NoError(t, p.Create(ctx, name))
-	ok, err = p.Exists(ctx, name)
-	require.NoError(t, err)
-	assert.True(t, ok)
+	assert.True(t, isTenant(t, p, name))
 	assert.Equal(t, map[int]int{1: 1, 2: 1}, runs(t, pool, name))
 	assert.Equal(t, 2, count(t, pool, `SELECT count(*) FROM "`+name+`".tenant_migrations`))
 	assert.Equal(t, 1, count(t, pool, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'documents_id_gist'`, name))
-
-	err = p.Create(ctx, name)
-	assert.ErrorIs(t, err, schema.ErrExists)
-
-	created, err := p.CreateIfNotExists(ctx, name)
-	require.NoError(t, err)
-	assert.False(t, created)
+	require.NoError(t, p.Ensure(ctx, name))
 	assert.Equal(t, map[int]int{1: 1, 2: 1}, runs(t, pool, name), "nothing ran twice")
-
-	// A new release adds a migration: Migrate applies only that one.
-	more := fstest.MapFS{"003_more.sql": {Data: []byte(`ALTER TABLE documents ADD COLUMN body text;
-		INSERT INTO public.migration_log VALUES (current_schema(), 3);`)}}
-	for k, v := range testMigrations {
-		more[k] = v
-	}
-	p2 := newProvisioner(t, pool, schema.Config{Migrations: more})
-	require.NoError(t, p2.Migrate(ctx, name))
-	assert.Equal(t, map[int]int{1: 1, 2: 1, 3: 1}, runs(t, pool, name))
-	assert.Len(t, p2.Migrations(), 3)
 
 	names, err := p.List(ctx, "")
 	require.NoError(t, err)
 	assert.Contains(t, names, name)
 
 	require.NoError(t, p.Drop(ctx, name))
-	ok, err = p.Exists(ctx, name)
-	require.NoError(t, err)
-	assert.False(t, ok)
+	assert.False(t, isTenant(t, p, name))
 	assert.ErrorIs(t, p.Drop(ctx, name), schema.ErrNotFound)
-	assert.ErrorIs(t, p.Migrate(ctx, name), schema.ErrNotFound)
+	require.NoError(t, p.Ensure(ctx, name), "Ensure after Drop provisions again")
+	assert.True(t, isTenant(t, p, name))
+}
 
-	created, err = p.CreateIfNotExists(ctx, name)
-	require.NoError(t, err)
-	assert.True(t, created)
+// Each provisioning verb guarantees one thing, from whatever state the tenant is in:
+// Ensure that it exists at the latest version, Create that it is new (else it changes
+// nothing), Migrate that an existing tenant is at the latest version (it never
+// creates one). None of them touches a schema that is not a tenant.
+func TestProvisioningVerbs(t *testing.T) {
+	v1 := fstest.MapFS{"001_a.sql": {Data: []byte("CREATE TABLE a (id int)")}}
+	v2 := fstest.MapFS{"001_a.sql": v1["001_a.sql"], "002_b.sql": {Data: []byte("CREATE TABLE b (id int)")}}
+	const missing = -1 // the name is not a tenant afterwards
+	tests := []struct {
+		state   string // before: missing, current (at v2), behind (at v1), foreign
+		verb    string
+		err     error
+		version int64 // after
+	}{
+		{"missing", "Ensure", nil, 2},
+		{"missing", "Create", nil, 2},
+		{"missing", "Migrate", schema.ErrNotFound, missing},
+		{"current", "Ensure", nil, 2},
+		{"current", "Create", schema.ErrExists, 2},
+		{"current", "Migrate", nil, 2},
+		{"behind", "Ensure", nil, 2},
+		{"behind", "Create", schema.ErrExists, 1},
+		{"behind", "Migrate", nil, 2},
+		{"foreign", "Ensure", schema.ErrForeign, missing},
+		{"foreign", "Create", schema.ErrForeign, missing},
+		{"foreign", "Migrate", schema.ErrForeign, missing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.state+"/"+tt.verb, func(t *testing.T) {
+			ctx := context.Background()
+			pool := setup(t)
+			name := tenantName(t, pool)
+			switch tt.state {
+			case "current":
+				require.NoError(t, newProvisioner(t, pool, schema.Config{Migrations: v2}).Ensure(ctx, name))
+			case "behind":
+				require.NoError(t, newProvisioner(t, pool, schema.Config{Migrations: v1}).Ensure(ctx, name))
+			case "foreign":
+				_, err := pool.Exec(ctx, `CREATE SCHEMA "`+name+`"`)
+				require.NoError(t, err)
+			}
+			p := newProvisioner(t, pool, schema.Config{Migrations: v2})
+			verbs := map[string]func(context.Context, string) error{"Ensure": p.Ensure, "Create": p.Create, "Migrate": p.Migrate}
+
+			err := verbs[tt.verb](ctx, name)
+			if tt.err == nil {
+				require.NoError(t, err)
+			} else {
+				require.ErrorIs(t, err, tt.err)
+			}
+			got, err := p.Lookup(ctx, name)
+			if tt.version == missing {
+				require.ErrorIs(t, err, schema.ErrNotFound)
+				if tt.state == "foreign" {
+					assert.Empty(t, relations(t, pool, name), "nothing was created in it")
+				}
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.version, got.Version)
+		})
+	}
 }
 
 // A tenant dropped behind the Provisioner's back (another process, a DROP SCHEMA by
@@ -78,28 +115,11 @@ func TestEnsureSeesDropByAnyone(t *testing.T) {
 	_, err := pool.Exec(ctx, `DROP SCHEMA "`+name+`" CASCADE`)
 	require.NoError(t, err)
 
-	ok, err := p.Exists(ctx, name)
-	require.NoError(t, err)
-	assert.False(t, ok)
+	assert.False(t, isTenant(t, p, name))
 	require.NoError(t, p.Ensure(ctx, name))
-	ok, err = p.Exists(ctx, name)
-	require.NoError(t, err)
-	assert.True(t, ok)
+	assert.True(t, isTenant(t, p, name))
 	assert.Equal(t, map[int]int{1: 2, 2: 2}, runs(t, pool, name), "every migration ran again in the new schema")
 	assert.Equal(t, 2, count(t, pool, `SELECT count(*) FROM "`+name+`".tenant_migrations`))
-}
-
-func TestDropForgetsEnsure(t *testing.T) {
-	ctx := context.Background()
-	pool := setup(t)
-	p := newProvisioner(t, pool, schema.Config{})
-	name := tenantName(t, pool)
-	require.NoError(t, p.Ensure(ctx, name))
-	require.NoError(t, p.Drop(ctx, name))
-	require.NoError(t, p.Ensure(ctx, name), "Ensure after Drop provisions again")
-	ok, err := p.Exists(ctx, name)
-	require.NoError(t, err)
-	assert.True(t, ok)
 }
 
 func TestFailedMigrationCreatesNothing(t *testing.T) {
@@ -114,9 +134,7 @@ func TestFailedMigrationCreatesNothing(t *testing.T) {
 	err := p.Ensure(ctx, name)
 	require.ErrorIs(t, err, schema.ErrMigrationFailed)
 	assert.Contains(t, err.Error(), "002_broken.sql")
-	ok, err := p.Exists(ctx, name)
-	require.NoError(t, err)
-	assert.False(t, ok, "schema, tables and version rows roll back together")
+	assert.False(t, isTenant(t, p, name), "schema, tables and version rows roll back together")
 }
 
 // Invalid names are refused before any SQL: on a closed pool every SQL attempt would
@@ -127,14 +145,13 @@ func TestInvalidNamesBuildNoSQL(t *testing.T) {
 	closed.Close()
 	p := newProvisioner(t, closed, schema.Config{Reserved: []string{"audit"}})
 	calls := map[string]func(string) error{
-		"Exists":            func(n string) error { _, err := p.Exists(ctx, n); return err },
-		"Create":            func(n string) error { return p.Create(ctx, n) },
-		"CreateIfNotExists": func(n string) error { _, err := p.CreateIfNotExists(ctx, n); return err },
-		"Ensure":            func(n string) error { return p.Ensure(ctx, n) },
-		"Migrate":           func(n string) error { return p.Migrate(ctx, n) },
-		"Drop":              func(n string) error { return p.Drop(ctx, n) },
-		"Lookup":            func(n string) error { _, err := p.Lookup(ctx, n); return err },
-		"Adopt":             func(n string) error { return p.Adopt(ctx, n) },
+		"Validate": func(n string) error { return p.Validate(n) },
+		"Create":   func(n string) error { return p.Create(ctx, n) },
+		"Ensure":   func(n string) error { return p.Ensure(ctx, n) },
+		"Migrate":  func(n string) error { return p.Migrate(ctx, n) },
+		"Drop":     func(n string) error { return p.Drop(ctx, n) },
+		"Lookup":   func(n string) error { _, err := p.Lookup(ctx, n); return err },
+		"Adopt":    func(n string) error { return p.Adopt(ctx, n) },
 	}
 	for fn, call := range calls {
 		for _, bad := range []string{"", "Acme", "pg_x", "a--b", "public", "extensions", "tenant_registry", "audit", "x\n", `a"; DROP SCHEMA public; --`} {

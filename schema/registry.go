@@ -54,9 +54,9 @@ func VersionMarker(t Tenant) pgx.Identifier {
 	return pgx.Identifier{t.Name, "tenant_version_" + strconv.FormatInt(t.Version, 10) + "_" + strconv.FormatUint(uint64(t.OID), 10)}
 }
 
-// Lookup returns the registered tenant name, or an error wrapping ErrNotFound when
-// name is not a tenant (missing, dropped, or a schema this package did not create).
-// It always asks the database.
+// Lookup returns the tenant name, or an error wrapping ErrNotFound when name is not
+// a tenant (missing, dropped, or a schema this package did not create): it is how to
+// ask whether a tenant exists. It always asks the database.
 func (p *Provisioner) Lookup(ctx context.Context, name string) (Tenant, error) {
 	if err := p.Validate(name); err != nil {
 		return Tenant{}, err
@@ -84,7 +84,7 @@ func (p *Provisioner) Adopt(ctx context.Context, name string) error {
 	if err := p.Validate(name); err != nil {
 		return err
 	}
-	if err := p.EnsureExtensions(ctx); err != nil {
+	if err := p.ensureShared(ctx); err != nil {
 		return err
 	}
 	err := p.retry(ctx, "adopt", name, func() error {

@@ -33,7 +33,7 @@ func relations(t *testing.T, pool *pgxpool.Pool, name string) []string {
 }
 
 // A schema this package did not create is never a tenant, whatever its name: it is
-// not served (Exists, Lookup), listed, migrated, taken over or dropped.
+// not served (Lookup), listed, migrated, taken over or dropped.
 func TestForeignSchemasAreNeverTenants(t *testing.T) {
 	ctx := context.Background()
 	pool := setup(t)
@@ -43,15 +43,10 @@ func TestForeignSchemasAreNeverTenants(t *testing.T) {
 		INSERT INTO "`+name+`".audit_log VALUES ('kept')`)
 	require.NoError(t, err)
 
-	ok, err := p.Exists(ctx, name)
-	require.NoError(t, err)
-	assert.False(t, ok)
 	_, err = p.Lookup(ctx, name)
 	assert.ErrorIs(t, err, schema.ErrNotFound)
 	assert.ErrorIs(t, p.Ensure(ctx, name), schema.ErrForeign)
 	assert.ErrorIs(t, p.Create(ctx, name), schema.ErrForeign)
-	_, err = p.CreateIfNotExists(ctx, name)
-	assert.ErrorIs(t, err, schema.ErrForeign)
 	assert.ErrorIs(t, p.Migrate(ctx, name), schema.ErrForeign)
 	assert.ErrorIs(t, p.Drop(ctx, name), schema.ErrForeign)
 	assert.ErrorIs(t, p.Adopt(ctx, name), schema.ErrForeign, "no tenant_migrations: not one of ours")
@@ -75,9 +70,7 @@ func TestRegistrationIsForTheSchemaCreated(t *testing.T) {
 	_, err := pool.Exec(ctx, `DROP SCHEMA "`+name+`" CASCADE; CREATE SCHEMA "`+name+`"`)
 	require.NoError(t, err)
 
-	ok, err := p.Exists(ctx, name)
-	require.NoError(t, err)
-	assert.False(t, ok)
+	assert.False(t, isTenant(t, p, name))
 	assert.ErrorIs(t, p.Ensure(ctx, name), schema.ErrForeign)
 	assert.ErrorIs(t, p.Drop(ctx, name), schema.ErrForeign)
 	assert.Empty(t, relations(t, pool, name))
@@ -101,11 +94,9 @@ func TestAdoptLegacyTenant(t *testing.T) {
 		CREATE TABLE "`+name+`".documents (id serial PRIMARY KEY, title extensions.hstore NOT NULL);
 		INSERT INTO "`+name+`".tenant_migrations (version, name) VALUES (1, '001_documents.sql'), (2, '002_index.sql')`)
 	require.NoError(t, err)
-	require.NoError(t, p.EnsureExtensions(ctx))
+	require.NoError(t, p.EnsureShared(ctx))
 
-	ok, err := p.Exists(ctx, name)
-	require.NoError(t, err)
-	assert.False(t, ok, "not a tenant until adopted")
+	assert.False(t, isTenant(t, p, name), "not a tenant until adopted")
 	adoptable, err := p.Adoptable(ctx)
 	require.NoError(t, err)
 	assert.Contains(t, adoptable, name)

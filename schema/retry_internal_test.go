@@ -55,3 +55,25 @@ func TestRetryBounded(t *testing.T) {
 	err = p.retry(ctx, "test", "x", func() error { return &pgconn.PgError{Code: "40001"} })
 	assert.ErrorIs(t, err, context.Canceled)
 }
+
+// A zero Attempts or LockTimeout means the documented default; a set one is kept.
+func TestConfigDefaults(t *testing.T) {
+	tests := []struct {
+		name        string
+		cfg         Config
+		attempts    int
+		lockTimeout time.Duration
+	}{
+		{"zero", Config{}, DefaultAttempts, DefaultLockTimeout},
+		{"negative", Config{Attempts: -1, LockTimeout: -time.Second}, DefaultAttempts, DefaultLockTimeout},
+		{"set", Config{Attempts: 1, LockTimeout: time.Second}, 1, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := NewProvisioner(nil, tt.cfg)
+			assert.NoError(t, err)
+			assert.Equal(t, tt.attempts, p.attempts)
+			assert.Equal(t, tt.lockTimeout, p.lockTimeout)
+		})
+	}
+}

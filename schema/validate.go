@@ -3,6 +3,7 @@ package schema
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -46,35 +47,22 @@ func (e *NameError) Error() string {
 // Unwrap makes errors.Is match both ErrInvalidName and the rule sentinel.
 func (e *NameError) Unwrap() []error { return []error{ErrInvalidName, e.Rule} }
 
-// Validator checks tenant schema names. The zero value applies the built-in rules and
-// reserves "public", "information_schema", "extensions" and "tenant_registry"; Reserved adds the
-// application's own schema names that tenants may not take.
-type Validator struct {
-	Reserved []string
-}
-
-// Validate reports whether name is acceptable as a tenant schema with the built-in
-// rules and reserved names. See Validator.Validate.
-func Validate(name string) error { return Validator{}.Validate(name) }
-
-// Valid is Validate(name) == nil.
-func Valid(name string) bool { return Validator{}.Valid(name) }
-
-// Validate returns nil for a name matching ^[a-z0-9_-]+$ that is at most 63 bytes, does
-// not start with a digit or "pg_", contains no "--", does not end with a newline and is
-// not reserved; otherwise a *NameError wrapping ErrInvalidName and the broken rule.
-// It builds no SQL and needs no database.
-func (v Validator) Validate(name string) error {
-	if rule := v.check(name); rule != nil {
+// Validate returns nil for a name a tenant schema may have: it matches
+// ^[a-z0-9_-]+$, is at most 63 bytes, does not start with a digit or "pg_", contains
+// no "--", does not end with a newline, and is reserved neither by this package
+// ("public", "information_schema", "extensions", "tenant_registry") nor by the
+// caller (reserved: the application's own schema names). Otherwise it returns a
+// *NameError wrapping ErrInvalidName and the broken rule. It builds no SQL and needs
+// no database; it is the only function that decides whether a name is valid.
+func Validate(name string, reserved ...string) error {
+	if rule := check(name, reserved); rule != nil {
 		return &NameError{Name: name, Rule: rule}
 	}
 	return nil
 }
 
-// Valid is v.Validate(name) == nil.
-func (v Validator) Valid(name string) bool { return v.check(name) == nil }
-
-func (v Validator) check(name string) error {
+// check returns the first rule name breaks, or nil.
+func check(name string, reserved []string) error {
 	switch {
 	case name == "":
 		return ErrEmpty
@@ -92,24 +80,10 @@ func (v Validator) check(name string) error {
 		return ErrPgPrefix
 	case strings.Contains(name, "--"):
 		return ErrDoubleDash
-	case v.reserved(name):
+	case slices.Contains(builtinReserved[:], name), slices.Contains(reserved, name):
 		return ErrReserved
 	}
 	return nil
-}
-
-func (v Validator) reserved(name string) bool {
-	for _, r := range builtinReserved {
-		if name == r {
-			return true
-		}
-	}
-	for _, r := range v.Reserved {
-		if name == r {
-			return true
-		}
-	}
-	return false
 }
 
 func allowedChars(name string) bool {

@@ -2,6 +2,7 @@ package schema_test
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,13 +51,11 @@ func TestValidate(t *testing.T) {
 			err := schema.Validate(tt.name)
 			if tt.rule == nil {
 				require.NoError(t, err)
-				assert.True(t, schema.Valid(tt.name))
 				return
 			}
 			require.Error(t, err)
 			assert.ErrorIs(t, err, schema.ErrInvalidName)
 			assert.ErrorIs(t, err, tt.rule)
-			assert.False(t, schema.Valid(tt.name))
 			var ne *schema.NameError
 			require.ErrorAs(t, err, &ne)
 			assert.Equal(t, tt.name, ne.Name)
@@ -64,12 +63,37 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestValidatorReserved(t *testing.T) {
-	v := schema.Validator{Reserved: []string{"audit", "shared"}}
-	assert.ErrorIs(t, v.Validate("audit"), schema.ErrReserved)
-	assert.ErrorIs(t, v.Validate("public"), schema.ErrReserved, "built-in names stay reserved")
-	assert.NoError(t, v.Validate("acme"))
-	assert.NoError(t, schema.Validate("audit"), "the zero Validator knows only the built-in names")
+// The application's reserved names add to the built-in ones, given to Validate or to
+// a Provisioner (which also reports the rule before any SQL: it needs no database).
+func TestValidateReserved(t *testing.T) {
+	p, err := schema.NewProvisioner(nil, schema.Config{Reserved: []string{"audit", "shared"}})
+	require.NoError(t, err)
+	tests := []struct {
+		name     string
+		reserved []string
+		rule     error // nil: valid
+	}{
+		{"audit", []string{"audit", "shared"}, schema.ErrReserved},
+		{"shared", []string{"audit", "shared"}, schema.ErrReserved},
+		{"public", []string{"audit", "shared"}, schema.ErrReserved}, // built-in names stay reserved
+		{"tenant_registry", nil, schema.ErrReserved},
+		{"acme", []string{"audit", "shared"}, nil},
+		{"audit", nil, nil}, // without the application's list only the built-in names are reserved
+		{"Audit", []string{"Audit"}, schema.ErrCharacters},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := schema.Validate(tt.name, tt.reserved...)
+			if tt.rule == nil {
+				assert.NoError(t, err)
+				return
+			}
+			assert.ErrorIs(t, err, tt.rule)
+			if slices.Equal(tt.reserved, []string{"audit", "shared"}) {
+				assert.Equal(t, err, p.Validate(tt.name), "the Provisioner applies its Config.Reserved")
+			}
+		})
+	}
 }
 
 func TestFromApplicationID(t *testing.T) {

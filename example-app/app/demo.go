@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/tenantkit/tenant/locale"
+	"github.com/tenantkit/tenant/schema"
 	"github.com/tenantkit/tenant/tenantctx"
 )
 
@@ -24,15 +26,19 @@ var demoDocuments = map[string][]locale.Text{
 }
 
 // Seed provisions the demo tenants; a tenant it creates gets the demo documents, one
-// that exists is left as it is.
+// that exists only its pending migrations.
 func (a *App) Seed(ctx context.Context) error {
+	p := a.mgr.Provisioner()
 	for _, name := range DemoTenants {
-		created, err := a.mgr.Provisioner().CreateIfNotExists(ctx, name)
+		err := p.Create(ctx, name)
+		if errors.Is(err, schema.ErrExists) {
+			if err := p.Ensure(ctx, name); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			return err
-		}
-		if !created {
-			continue
 		}
 		err = a.mgr.Run(ctx, name, func(ctx context.Context) error {
 			for _, title := range demoDocuments[name] {

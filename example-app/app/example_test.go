@@ -21,7 +21,7 @@ func ExampleApp_Handler() {
 	if err := a.Manager().Provisioner().Create(ctx, "example_initech"); err != nil {
 		panic(err)
 	}
-	defer a.Manager().Provisioner().Drop(ctx, "example_initech")
+	defer a.Manager().Drop(ctx, "example_initech")
 	h := a.Handler()
 
 	send := func(method, host, target, body string) {

@@ -41,7 +41,7 @@ func (f *fixture) tenant(t *testing.T) string {
 	_, _ = rand.Read(b)
 	name := "app_" + hex.EncodeToString(b)
 	require.NoError(t, f.app.Manager().Provisioner().Create(context.Background(), name))
-	t.Cleanup(func() { _ = f.app.Manager().Provisioner().Drop(context.Background(), name) })
+	t.Cleanup(func() { _ = f.app.Manager().Drop(context.Background(), name) })
 	return name
 }
 

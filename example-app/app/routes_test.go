@@ -177,7 +177,7 @@ func TestAutoCreate(t *testing.T) {
 	assert.Equal(t, 404, off.do(bySubdomain, "fresh_tenant_x", "GET", "/documents", "").Code)
 
 	on := newFixture(t, app.Config{AutoCreate: true})
-	t.Cleanup(func() { _ = on.app.Manager().Provisioner().Drop(context.Background(), "fresh_tenant_y") })
+	t.Cleanup(func() { _ = on.app.Manager().Drop(context.Background(), "fresh_tenant_y") })
 	rec := on.do(bySubdomain, "fresh_tenant_y", "GET", "/documents", "")
 	assert.Equal(t, 200, rec.Code)
 	assert.Equal(t, "[]\n", rec.Body.String())

@@ -1,4 +1,4 @@
-package schema_test
+package schema
 
 import (
 	"testing"
@@ -6,12 +6,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/tenantkit/tenant/schema"
 )
 
 func TestLoadMigrations(t *testing.T) {
-	ms, err := schema.LoadMigrations(fstest.MapFS{
+	ms, err := loadMigrations(fstest.MapFS{
 		"010_later.sql":  {Data: []byte("CREATE TABLE b ();")},
 		"002_second.sql": {Data: []byte("CREATE TABLE a ();\n---- create above / drop below ----\nDROP TABLE a;")},
 		"README.md":      {Data: []byte("not a migration")},
@@ -24,7 +22,7 @@ func TestLoadMigrations(t *testing.T) {
 	assert.Equal(t, "0001_first.sql", ms[0].Name)
 	assert.NotContains(t, ms[1].SQL, "DROP TABLE", "the down part is not applied")
 
-	none, err := schema.LoadMigrations(nil)
+	none, err := loadMigrations(nil)
 	require.NoError(t, err)
 	assert.Empty(t, none)
 }
@@ -39,10 +37,10 @@ func TestLoadMigrationsErrors(t *testing.T) {
 	}
 	for name, fsys := range tests {
 		t.Run(name, func(t *testing.T) {
-			_, err := schema.LoadMigrations(fsys)
-			assert.ErrorIs(t, err, schema.ErrMigrations)
-			_, err = schema.NewProvisioner(nil, schema.Config{Migrations: fsys})
-			assert.ErrorIs(t, err, schema.ErrMigrations, "NewProvisioner refuses them too")
+			_, err := loadMigrations(fsys)
+			assert.ErrorIs(t, err, ErrMigrations)
+			_, err = NewProvisioner(nil, Config{Migrations: fsys})
+			assert.ErrorIs(t, err, ErrMigrations, "NewProvisioner refuses them too")
 		})
 	}
 }
