@@ -55,6 +55,8 @@ type admitter struct {
 	bind    func(schema.Tenant) *binding
 	hitTTL  time.Duration
 	missTTL time.Duration
+	// maxEntries bounds the cache (maxAdmissionEntries; smaller in tests).
+	maxEntries int
 
 	group singleflight.Group
 	mu    sync.Mutex
@@ -71,7 +73,8 @@ func newAdmitter(p *schema.Provisioner, policy Admission, bind func(schema.Tenan
 	if missTTL <= 0 {
 		missTTL = DefaultMissTTL
 	}
-	return &admitter{p: p, policy: policy, bind: bind, hitTTL: hitTTL, missTTL: missTTL, cache: map[string]admitEntry{}}
+	return &admitter{p: p, policy: policy, bind: bind, hitTTL: hitTTL, missTTL: missTTL,
+		maxEntries: maxAdmissionEntries, cache: map[string]admitEntry{}}
 }
 
 // admit returns the binding of an admitted tenant, or an error wrapping
@@ -179,13 +182,13 @@ func (a *admitter) store(name string, b *binding, gen uint64) {
 	if a.forgets != gen {
 		return
 	}
-	if len(a.cache) >= maxAdmissionEntries {
+	if len(a.cache) >= a.maxEntries {
 		for k, e := range a.cache {
 			if now.After(e.expires) {
 				delete(a.cache, k)
 			}
 		}
-		if len(a.cache) >= maxAdmissionEntries {
+		if len(a.cache) >= a.maxEntries {
 			return // still full of fresh entries: serve uncached rather than grow
 		}
 	}

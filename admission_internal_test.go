@@ -37,3 +37,28 @@ func TestForgetOutranksChecksUnderWay(t *testing.T) {
 		})
 	}
 }
+
+// A full cache first drops what expired; still full of fresh entries, it stops
+// remembering (the name is checked each time) rather than grow under a flood.
+func TestFullAdmissionCache(t *testing.T) {
+	a := newAdmitter(nil, ExistingOnly(), nil, time.Minute, time.Minute)
+	a.maxEntries = 2
+	a.store("a", nil, a.generation())
+	a.store("b", nil, a.generation())
+	a.store("c", nil, a.generation())
+	_, cached := a.lookup("c")
+	assert.False(t, cached, "full of fresh entries: not remembered")
+	assert.Len(t, a.cache, 2)
+
+	a.mu.Lock()
+	e := a.cache["a"]
+	e.expires = time.Now().Add(-time.Second)
+	a.cache["a"] = e
+	a.mu.Unlock()
+	a.store("c", nil, a.generation())
+	_, cached = a.lookup("c")
+	assert.True(t, cached, "an expired entry made room")
+	_, cached = a.lookup("a")
+	assert.False(t, cached)
+	assert.Len(t, a.cache, 2)
+}
