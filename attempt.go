@@ -24,9 +24,10 @@ type attempt struct {
 	// last reports whether no attempt may follow; asked only when one would be wanted.
 	last func() bool
 
-	ended bool  // end ran: retry and err are its verdict
-	retry bool  // run the attempt again
-	err   error // the lifecycle error to answer, nil when the attempt's work stands
+	ended     bool  // end ran: the fields below are its verdict
+	again     bool  // the attempt should run again, if another may follow
+	exhausted error // the error when it should but none may
+	err       error // otherwise: the lifecycle error, nil when the attempt's work stands
 }
 
 // newAttempt makes an attempt's session and scope, and the context that carries them
@@ -46,29 +47,37 @@ func (a *attempt) binding() *binding {
 	return a.sess.b
 }
 
-// end ends the attempt's transaction, once (later calls return the same verdict): it
-// commits when ok (the handler answered below 400, Run's function returned nil) and
-// the code did not call RollbackOnly, and rolls back otherwise. It reports whether
-// the attempt should run again, or the error it fails with.
+// end ends the attempt's transaction, once: it commits when ok (the handler answered
+// below 400, Run's function returned nil) and the code did not call RollbackOnly, and
+// rolls back otherwise. It reports whether the attempt should run again, or the error
+// it fails with. Whether another attempt may follow is asked at each call, not only
+// the first: a response that began to stream ends the transaction while its handler
+// still runs, and may still read the body past what can be replayed.
 func (a *attempt) end(ok bool) (retry bool, err error) {
 	if !a.ended {
 		a.ended = true
-		a.retry, a.err = a.decide(ok && !a.scope.RollbackOnly())
+		a.again, a.exhausted, a.err = a.decide(ok && !a.scope.RollbackOnly())
 	}
-	return a.retry, a.err
+	switch {
+	case a.again && !a.last():
+		return true, nil
+	case a.again:
+		return false, a.exhausted
+	}
+	return false, a.err
 }
 
 // decide ends the transaction and judges the outcome. A transaction that saw a
 // conflict (a serialization failure, deadlock, stale plan, missing cached statement)
-// or lost its connection rolls back and runs again; when none may follow it fails
-// with ErrConflict, ErrPreparedStatements or ErrUnavailable. One that could not begin
-// fails with why. Otherwise it commits or rolls back as asked: a COMMIT that met a
-// conflict, or whose connection died before it committed, runs again (or ErrConflict,
-// ErrUnavailable); any other failed COMMIT, one whose outcome is unknown included, is
-// ErrCommitFailed. A transaction the handler ended is ErrTransactionLost (with
-// ErrCommitFailed when it was to commit). A failed ROLLBACK is only logged: nothing
-// was to be kept.
-func (a *attempt) decide(commit bool) (retry bool, err error) {
+// or lost its connection rolls back and should run again; when none may follow it
+// fails with ErrConflict, ErrPreparedStatements or ErrUnavailable. One that could not
+// begin fails with why. Otherwise it commits or rolls back as asked: a COMMIT that met
+// a conflict, or whose connection died before it committed, should run again (or
+// ErrConflict, ErrUnavailable); any other failed COMMIT, one whose outcome is unknown
+// included, is ErrCommitFailed. A transaction the handler ended is ErrTransactionLost
+// (with ErrCommitFailed when it was to commit). A failed ROLLBACK is only logged:
+// nothing was to be kept.
+func (a *attempt) decide(commit bool) (again bool, exhausted, err error) {
 	s := a.sess
 	conflict, lostStatement, beginErr := s.state()
 	if conflict || beginErr != nil {
@@ -77,31 +86,28 @@ func (a *attempt) decide(commit bool) (retry bool, err error) {
 	err = s.finish(a.ctx, commit)
 	switch {
 	case errors.Is(err, ErrTransactionLost) && commit:
-		return false, fmt.Errorf("%w: %w", ErrCommitFailed, err)
+		return false, nil, fmt.Errorf("%w: %w", ErrCommitFailed, err)
 	case errors.Is(err, ErrTransactionLost):
-		return false, err
+		return false, nil, err
 	case errors.Is(err, errRollbackFailed):
 		a.m.log.WarnContext(a.ctx, "tenant: rollback failed", slog.String("tenant", a.name), slog.Any("error", err))
 		err = nil
 	}
-	again := conflict || errors.Is(err, errRerun) || isRetryable(err)
-	switch {
-	case again && !a.last():
-		return true, nil
+	switch again = conflict || errors.Is(err, errRerun) || isRetryable(err); {
+	case !again && beginErr != nil:
+		return false, nil, beginErr
+	case !again && err != nil:
+		return false, nil, commitFailed(err)
+	case !again:
+		return false, nil, nil
 	case conflict && lostStatement:
-		return false, ErrPreparedStatements
+		return true, ErrPreparedStatements, nil
 	case s.lostConnection() || errors.Is(err, errRerun):
-		return false, fmt.Errorf("%w: the connection died, and retries are exhausted", ErrUnavailable)
-	case again && err != nil:
-		return false, fmt.Errorf("%w: retries exhausted: %w", ErrConflict, err)
-	case again:
-		return false, fmt.Errorf("%w: retries exhausted", ErrConflict)
-	case beginErr != nil:
-		return false, beginErr
+		return true, fmt.Errorf("%w: the connection died, and retries are exhausted", ErrUnavailable), nil
 	case err != nil:
-		return false, commitFailed(err)
+		return true, fmt.Errorf("%w: retries exhausted: %w", ErrConflict, err), nil
 	}
-	return false, nil
+	return true, fmt.Errorf("%w: retries exhausted", ErrConflict), nil
 }
 
 // succeeded reports whether the attempt's work stands, so its after-commit functions

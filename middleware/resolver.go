@@ -61,11 +61,17 @@ func Host() Resolver {
 	}
 }
 
-// HostMap maps hosts (compared as Host does) to tenant names.
+// HostMap maps hosts (compared as Host does) to tenant names. It panics on a key that
+// is no usable host (an IP address, not ASCII, empty), which would otherwise catch
+// every request whose host is unusable.
 func HostMap(m map[string]string) Resolver {
 	norm := make(map[string]string, len(m))
 	for h, t := range m {
-		norm[normalizeHost(h)] = t
+		nh := normalizeHost(h)
+		if nh == "" {
+			panic("middleware.HostMap: invalid host " + `"` + h + `" (use ASCII / punycode names, not IP addresses)`)
+		}
+		norm[nh] = t
 	}
 	return func(r *http.Request) (string, *http.Request) {
 		return norm[normalizeHost(requestHost(r))], r
@@ -121,7 +127,8 @@ func PathValue(key string) Resolver {
 }
 
 // Header takes the tenant from a request header, e.g. Header("X-Tenant"). The value is
-// used as sent (trimmed), so "Acme" fails validation rather than becoming "acme".
+// used as sent (trimmed); tenant.Middleware then folds ASCII upper case, as for every
+// resolver.
 //
 // A header sent more than once names no tenant: taking the first copy would let a
 // client-sent value win over one appended by a proxy. A trusted proxy in front must

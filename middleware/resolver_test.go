@@ -66,6 +66,15 @@ func TestSubdomainRejectsBadBases(t *testing.T) {
 	assert.NotPanics(t, func() { middleware.Subdomain("xn--mller-kva.de", "Example.COM.") })
 }
 
+// A HostMap key that is no usable host would catch every request with an unusable
+// host (an IP address, a bad port): refused when the resolver is made.
+func TestHostMapRejectsBadHosts(t *testing.T) {
+	for _, h := range []string{"bücher.example", "10.0.0.5", "[::1]", ""} {
+		assert.Panics(t, func() { middleware.HostMap(map[string]string{h: "books"}) }, h)
+	}
+	assert.NotPanics(t, func() { middleware.HostMap(map[string]string{"Books.Example:443": "books"}) })
+}
+
 func TestHostAndHostMap(t *testing.T) {
 	host := middleware.Host()
 	hm := middleware.HostMap(map[string]string{"Shop.Acme.com": "acme", "globex.test": "globex"})
