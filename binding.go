@@ -24,8 +24,11 @@ type binding struct {
 	bind string
 
 	// begin is the transaction's first round trip at the Manager's isolation level:
-	// BEGIN and bind.
-	begin string
+	// BEGIN and bind. beginParts is the same, a statement each, for the session's
+	// pipeline (one Parse message holds one statement).
+	begin      string
+	beginParts []string
+	bindParts  []string
 	// check fails with SQLSTATE 22012 (a division by zero) unless the transaction is
 	// still the one begin bound: the handler did not ROLLBACK, COMMIT, COMMIT AND
 	// CHAIN, RESET ALL or change search_path. It also answers the transaction's id if
@@ -44,6 +47,8 @@ type binding struct {
 	// inferred for one tenant's tables, for an older migration, or for a schema of the
 	// same name since dropped, are never used for another.
 	key string
+	// stmts are the descriptions of the statements run in the binding's transactions.
+	stmts descriptions
 }
 
 func newBinding(t schema.Tenant, isolation string) *binding {
@@ -51,10 +56,15 @@ func newBinding(t schema.Tenant, isolation string) *binding {
 	check := "SELECT 1/coalesce((current_schema() = " + lit + " AND current_setting('tenant.schema', true) = " + lit +
 		")::int, 0) AS tenant_transaction_intact, pg_current_xact_id_if_assigned()::text AS tenant_xid, " +
 		"CASE WHEN pg_current_xact_id_if_assigned() IS NOT NULL THEN extract(epoch FROM now())::text END AS tenant_xact_began; "
-	bind := "; LOCK TABLE " + schema.VersionMarker(t).Sanitize() + " IN ACCESS SHARE MODE" +
-		"; SET LOCAL search_path TO " + schema.SearchPath(t.Name) +
-		"; SET LOCAL tenant.schema TO " + lit
+	bindParts := []string{
+		"LOCK TABLE " + schema.VersionMarker(t).Sanitize() + " IN ACCESS SHARE MODE",
+		"SET LOCAL search_path TO " + schema.SearchPath(t.Name),
+		"SET LOCAL tenant.schema TO " + lit,
+	}
+	bind := "; " + strings.Join(bindParts, "; ")
 	return &binding{
+		bindParts:   bindParts,
+		beginParts:  append([]string{"BEGIN ISOLATION LEVEL " + isolation}, bindParts...),
 		check:       check,
 		name:        t.Name,
 		version:     t.Version,
@@ -76,8 +86,18 @@ const sqlIntactCheckFailed = "22012"
 // SERIALIZABLE transaction is DEFERRABLE: it waits for a snapshot that cannot fail to
 // serialize, so a long read (an export) never runs again.
 func (b *binding) beginWith(isolation string, readOnly bool) string {
+	return beginStatement(b.isolation, isolation, readOnly) + b.bind
+}
+
+// beginPartsWith is beginWith, a statement each.
+func (b *binding) beginPartsWith(isolation string, readOnly bool) []string {
+	return append([]string{beginStatement(b.isolation, isolation, readOnly)}, b.bindParts...)
+}
+
+// beginStatement is the BEGIN at isolation (else the Manager's), read-only or not.
+func beginStatement(managers, isolation string, readOnly bool) string {
 	if isolation == "" {
-		isolation = b.isolation
+		isolation = managers
 	}
 	mode := ""
 	if readOnly {
@@ -86,7 +106,7 @@ func (b *binding) beginWith(isolation string, readOnly bool) string {
 			mode += " DEFERRABLE"
 		}
 	}
-	return "BEGIN ISOLATION LEVEL " + isolation + mode + b.bind
+	return "BEGIN ISOLATION LEVEL " + isolation + mode
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

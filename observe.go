@@ -43,7 +43,10 @@ func (sp *savepoint) Begin(ctx context.Context) (pgx.Tx, error) {
 }
 
 // Commit releases the savepoint.
-func (sp *savepoint) Commit(ctx context.Context) error { return sp.end(ctx, "RELEASE SAVEPOINT ") }
+func (sp *savepoint) Commit(ctx context.Context) error { return sp.end(ctx, releaseSavepoint) }
+
+// releaseSavepoint is RELEASE's verb, which onlyReleases looks for.
+const releaseSavepoint = "RELEASE SAVEPOINT "
 
 // Rollback rolls back to the savepoint (the request's transaction goes on).
 func (sp *savepoint) Rollback(ctx context.Context) error {
@@ -54,8 +57,7 @@ func (sp *savepoint) end(ctx context.Context, verb string) error {
 	if sp.closed.Swap(true) {
 		return pgx.ErrTxClosed
 	}
-	_, err := sp.s.Exec(ctx, verb+sp.name)
-	return err
+	return sp.s.endSavepoint(ctx, verb, sp.name)
 }
 
 func (sp *savepoint) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {

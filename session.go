@@ -42,6 +42,7 @@ type session struct {
 	b             *binding
 	conn          *pgxpool.Conn // once begun
 	savepoint     int64         // savepoints begun, for their names
+	pending       []string      // savepoint commands to send before the next statement
 	ended         bool
 	conflict      bool  // a serialization failure, deadlock or stale plan was seen
 	lostStatement bool  // ... or a cached statement missing on the server
@@ -70,7 +71,7 @@ func (s *session) use(ctx context.Context, sql string) (*pgx.Conn, error) {
 		return nil, tenantctx.ErrSessionEnded
 	}
 	if s.conn == nil {
-		if err := s.begin(ctx); err != nil {
+		if _, err := s.begin(ctx, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -84,26 +85,46 @@ func (s *session) use(ctx context.Context, sql string) (*pgx.Conn, error) {
 	return s.conn.Conn(), nil
 }
 
-// begin acquires a connection and binds a transaction to the tenant. When the version
-// marker moved (a migration ran, or the tenant was dropped) it asks admission again
-// once: a new version begins with the new binding, a tenant gone fails with
-// ErrUnknownTenant. A pooled connection found dead (its backend was terminated) is
-// replaced, twice at most.
-func (s *session) begin(ctx context.Context) error {
+// useViaPgx is use for a statement the session hands to pgx: the queued savepoint
+// commands go first, in a round trip of their own.
+func (s *session) useViaPgx(ctx context.Context, sql string) (*pgx.Conn, error) {
+	c, err := s.use(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.flushPending(ctx, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// begin acquires a connection and binds a transaction to the tenant. With stmt, the
+// statement rides in the same round trip, when the connection's mode lets the session
+// send it itself, and its results are returned (nil otherwise: the caller sends it).
+// When the version marker moved (a migration ran, or the tenant was dropped) it asks
+// admission again once: a new version begins with the new binding, a tenant gone fails
+// with ErrUnknownTenant. A pooled connection found dead (its backend was terminated)
+// is replaced, twice at most.
+func (s *session) begin(ctx context.Context, stmt *statement) (*pipelined, error) {
 	refreshed, deadConns := false, 0
 	for {
 		conn, err := s.pool.Acquire(ctx)
 		if err != nil {
-			return s.beginFailed(ctx, fmt.Errorf("%w: %w", ErrUnavailable, err))
+			return nil, s.beginFailed(ctx, fmt.Errorf("%w: %w", ErrUnavailable, err))
 		}
-		begin := s.b.begin
-		if s.isolation != "" || s.readOnly {
-			begin = s.b.beginWith(s.isolation, s.readOnly)
+		var p *pipelined
+		if stmt != nil && stateOf(conn.Conn()).pipelines() {
+			p, err = s.sendOn(ctx, conn.Conn(), *stmt, true)
+		} else {
+			begin := s.b.begin
+			if s.isolation != "" || s.readOnly {
+				begin = s.b.beginWith(s.isolation, s.readOnly)
+			}
+			_, err = conn.Exec(ctx, begin)
 		}
-		_, err = conn.Exec(ctx, begin)
 		if err == nil {
 			s.conn, s.began = conn, true
-			return nil
+			return p, nil
 		}
 		if conn.Conn().IsClosed() && deadConns < 2 && ctx.Err() == nil {
 			conn.Release() // pgxpool drops it
@@ -113,7 +134,7 @@ func (s *session) begin(ctx context.Context) error {
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) {
 			conn.Release() // pgxpool drops a connection left inside a transaction
-			return s.beginFailed(ctx, fmt.Errorf("%w: %w", ErrUnavailable, err))
+			return nil, s.beginFailed(ctx, fmt.Errorf("%w: %w", ErrUnavailable, err))
 		}
 		_, rbErr := conn.Exec(ctx, "ROLLBACK")
 		if rbErr != nil {
@@ -121,14 +142,47 @@ func (s *session) begin(ctx context.Context) error {
 		}
 		conn.Release()
 		if refreshed || !isUndefined(pgErr) { // a timeout waiting for a migration, a shutdown, a marker still missing
-			return s.beginFailed(ctx, fmt.Errorf("%w: tenant %q: begin: %w", ErrUnavailable, s.b.name, err))
+			return nil, s.beginFailed(ctx, fmt.Errorf("%w: tenant %q: begin: %w", ErrUnavailable, s.b.name, err))
 		}
 		b, err := s.admit.refresh(ctx, s.b)
 		if err != nil {
-			return s.beginFailed(ctx, err)
+			return nil, s.beginFailed(ctx, err)
 		}
 		s.b, refreshed = b, true
 	}
+}
+
+// send sends a statement: the session itself when it can (sendsItself, and the
+// connection's mode), beginning the transaction in the same round trip if it has not
+// begun; otherwise p is nil and the caller sends it through pgx on c.
+func (s *session) send(ctx context.Context, sql string, args []any) (c *pgx.Conn, p *pipelined, err error) {
+	own := sendsItself(sql, args)
+	if s.conn == nil && !s.ended {
+		var stmt *statement
+		if own {
+			stmt = &statement{sql: sql, args: args}
+		}
+		if p, err = s.begin(ctx, stmt); err != nil {
+			return nil, nil, err
+		}
+		if p != nil {
+			if leavesSessionState(sql) {
+				s.dirty = true
+			}
+			return s.conn.Conn(), p, nil
+		}
+	}
+	if c, err = s.use(ctx, sql); err != nil {
+		return nil, nil, err
+	}
+	if !own || !stateOf(c).pipelines() {
+		return c, nil, s.flushPending(ctx, c)
+	}
+	if p, err = s.sendOn(ctx, c, statement{sql: sql, args: args}, false); err != nil {
+		s.note(err)
+		return nil, nil, err
+	}
+	return c, p, nil
 }
 
 // beginFailed records why the transaction could not begin (unless the request was
@@ -206,6 +260,10 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 
+	if commit && !s.onlyReleases() { // a ROLLBACK TO, and no statement after it
+		_ = s.flushPending(ctx, conn.Conn())
+	}
+	s.pending = nil
 	before := beforeEndSQL
 	if dirty { // PREPARE, LISTEN, DEALLOCATE or DISCARD: deallocate, then close (pgx buffers notifications, caches statements)
 		before += deallocateSQL
@@ -268,14 +326,31 @@ func (s *session) outcome() (began, committed bool) {
 	return s.began, s.committed
 }
 
+// Exec runs sql. Without arguments it goes as pgx sends it, in the simple protocol (so
+// it may hold several statements); with arguments as a prepared statement, in the
+// round trip that begins the transaction if it is the first.
 func (s *session) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.use(ctx, sql)
+	if len(args) == 0 {
+		c, err := s.useViaPgx(ctx, sql)
+		if err != nil {
+			return pgconn.CommandTag{}, err
+		}
+		tag, err := c.Exec(ctx, s.b.keyed(sql))
+		s.note(err)
+		return tag, err
+	}
+	c, p, err := s.send(ctx, sql, args)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	tag, err := c.Exec(ctx, s.b.keyed(sql), args...)
+	var tag pgconn.CommandTag
+	if p != nil {
+		tag, err = p.exec()
+	} else {
+		tag, err = c.Exec(ctx, s.b.keyed(sql), args...)
+	}
 	s.note(err)
 	return tag, err
 }
@@ -283,11 +358,18 @@ func (s *session) Exec(ctx context.Context, sql string, args ...any) (pgconn.Com
 func (s *session) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.use(ctx, sql)
+	c, p, err := s.send(ctx, sql, args)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := c.Query(ctx, s.b.keyed(sql), args...)
+	var rows pgx.Rows
+	if p == nil {
+		rows, err = c.Query(ctx, s.b.keyed(sql), args...)
+	} else if p.err != nil {
+		err = p.close()
+	} else {
+		rows = p.rows(c)
+	}
 	if err != nil {
 		s.note(err)
 		return nil, err
@@ -298,11 +380,18 @@ func (s *session) Query(ctx context.Context, sql string, args ...any) (pgx.Rows,
 func (s *session) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.use(ctx, sql)
-	if err != nil {
+	c, p, err := s.send(ctx, sql, args)
+	switch {
+	case err != nil:
+		return scope.FailedRow{Err: err}
+	case p == nil:
+		return observedRow{row: c.QueryRow(ctx, s.b.keyed(sql), args...), s: s}
+	case p.err != nil:
+		err = p.close()
+		s.note(err)
 		return scope.FailedRow{Err: err}
 	}
-	return observedRow{row: c.QueryRow(ctx, s.b.keyed(sql), args...), s: s}
+	return observedRow{row: rowOf{rows: p.rows(c)}, s: s}
 }
 
 func (s *session) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
@@ -313,7 +402,7 @@ func (s *session) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.use(ctx, all.String())
+	c, err := s.useViaPgx(ctx, all.String())
 	if err != nil {
 		return scope.FailedBatch{Err: err}
 	}
@@ -325,7 +414,7 @@ func (s *session) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 func (s *session) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.use(ctx, "")
+	c, err := s.useViaPgx(ctx, "")
 	if err != nil {
 		return 0, err
 	}
@@ -336,21 +425,66 @@ func (s *session) CopyFrom(ctx context.Context, table pgx.Identifier, columns []
 
 // Begin starts a savepoint inside the request's transaction. Errors inside it count
 // like any other: a conflict there runs the request again even if the savepoint is
-// rolled back, since the transaction's view may no longer be consistent.
+// rolled back, since the transaction's view may no longer be consistent. SAVEPOINT,
+// RELEASE and ROLLBACK TO go with the next statement, in its round trip (a RELEASE
+// left at the end goes with COMMIT, which releases it): an error of theirs is that
+// statement's.
 func (s *session) Begin(ctx context.Context) (pgx.Tx, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.use(ctx, "")
-	if err != nil {
-		return nil, err
+	if s.ended {
+		return nil, tenantctx.ErrSessionEnded
+	}
+	if s.conn != nil {
+		if _, err := s.use(ctx, ""); err != nil {
+			return nil, err
+		}
 	}
 	s.savepoint++
 	sp := &savepoint{s: s, name: "tenant_sp_" + strconv.FormatInt(s.savepoint, 10)}
-	if _, err := c.Exec(ctx, "SAVEPOINT "+sp.name); err != nil {
-		s.note(err)
-		return nil, err
-	}
+	s.pending = append(s.pending, "SAVEPOINT "+sp.name)
 	return sp, nil
+}
+
+// endSavepoint queues RELEASE or ROLLBACK TO (verb) of a savepoint. A savepoint
+// whose SAVEPOINT is still queued had no statement: both go.
+func (s *session) endSavepoint(ctx context.Context, verb, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return tenantctx.ErrSessionEnded
+	}
+	if n := len(s.pending); n > 0 && s.pending[n-1] == "SAVEPOINT "+name {
+		s.pending = s.pending[:n-1]
+		return nil
+	}
+	s.pending = append(s.pending, verb+name)
+	return nil
+}
+
+// flushPending sends the queued savepoint commands on their own, for statements the
+// session does not send itself (pgx's), and before a COMMIT that must see a ROLLBACK
+// TO. The first error is returned, and noted.
+func (s *session) flushPending(ctx context.Context, c *pgx.Conn) error {
+	if len(s.pending) == 0 {
+		return nil
+	}
+	script := strings.Join(s.pending, "; ")
+	s.pending = s.pending[:0]
+	_, err := c.Exec(ctx, script)
+	s.note(err)
+	return err
+}
+
+// onlyReleases reports whether every queued savepoint command is a RELEASE: COMMIT
+// and ROLLBACK make them moot.
+func (s *session) onlyReleases() bool {
+	for _, q := range s.pending {
+		if !strings.HasPrefix(q, releaseSavepoint) {
+			return false
+		}
+	}
+	return true
 }
 
 // IsConflict reports whether err means the work lost a race with other transactions
@@ -378,7 +512,7 @@ func isRetryable(err error) bool {
 func isLostStatement(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (pgErr.Code == "26000" || pgErr.Code == "42P05") &&
-		strings.Contains(pgErr.Message, "stmtcache_")
+		(strings.Contains(pgErr.Message, "stmtcache_") || strings.Contains(pgErr.Message, statementPrefix))
 }
 
 // isUndefined reports a missing relation or schema: the version marker after a

@@ -204,15 +204,15 @@ func TestRequestsQueueBehindAMigration(t *testing.T) {
 		}
 		migrated <- err
 	}()
-	waiting := func(prefix string) func() bool {
+	waiting := func(n int) func() bool { // the migration, then the request too: each sends LOCK TABLE on its own
 		return func() bool {
-			return e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, prefix+"%") == 1
+			return e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE%'`) == n
 		}
 	}
-	require.Eventually(t, waiting("LOCK TABLE"), 10*time.Second, 10*time.Millisecond, "the migration waits for the request in flight")
+	require.Eventually(t, waiting(1), 10*time.Second, 10*time.Millisecond, "the migration waits for the request in flight")
 	answered := make(chan int, 1)
 	go func() { answered <- do(h, "POST", "/?code=7", nil, "X-Tenant", a).Code }()
-	require.Eventually(t, waiting("BEGIN"), 10*time.Second, 10*time.Millisecond, "the new request waits behind the migration")
+	require.Eventually(t, waiting(2), 10*time.Second, 10*time.Millisecond, "the new request waits behind the migration")
 
 	require.NoError(t, inFlight.Commit(ctx))
 	require.NoError(t, <-migrated)

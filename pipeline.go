@@ -1,0 +1,362 @@
+package tenant
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// statement is one statement a handler sent, as the session sends it itself.
+type statement struct {
+	sql  string
+	args []any
+}
+
+// pipelined is a statement on its way: the pipeline it was sent in (the connection is
+// in pipeline mode until close), and its results, or the error that stopped it.
+type pipelined struct {
+	pl  *pgconn.Pipeline
+	rr  *pgconn.ResultReader
+	err error
+}
+
+// close reads what is left of the pipeline and returns the connection to normal use.
+// It returns the statement's error, else the pipeline's.
+func (p *pipelined) close() error {
+	err := p.pl.Close()
+	if p.err != nil {
+		return p.err
+	}
+	return err
+}
+
+// exec reads the statement's command tag and closes the pipeline.
+func (p *pipelined) exec() (pgconn.CommandTag, error) {
+	var tag pgconn.CommandTag
+	if p.err == nil {
+		tag, p.err = p.rr.Close()
+	}
+	return tag, p.close()
+}
+
+// sendsItself reports whether the session can send a statement with these arguments
+// itself: pgx's per-query options (an exec mode, result formats) are pgx's to honour,
+// and SQL without text is pgx's simple protocol. A QueryRewriter (pgx.NamedArgs) is
+// applied by the session.
+func sendsItself(sql string, args []any) bool {
+	if sql == "" {
+		return false
+	}
+	if len(args) > 0 {
+		switch args[0].(type) {
+		case pgx.QueryExecMode, pgx.QueryResultFormats, pgx.QueryResultFormatsByOID:
+			return false
+		}
+	}
+	return true
+}
+
+// sendOn sends stmt on conn, preceded by the binding's begin when begin is set, in one
+// round trip when the statement's description is known (for this tenant and version,
+// from any connection), in two otherwise (the first describes it, inside the
+// transaction, after the tenant's search_path is set: a description never comes from
+// another schema or version). Every message goes before a single Sync: if the begin
+// fails, the server skips the statement. The error is the begin's; the statement's own
+// is in the result.
+func (s *session) sendOn(ctx context.Context, conn *pgx.Conn, stmt statement, begin bool) (*pipelined, error) {
+	st := stateOf(conn)
+	sql, args := stmt.sql, stmt.args
+	if len(args) > 0 {
+		if rw, ok := args[0].(pgx.QueryRewriter); ok {
+			var err error
+			if sql, args, err = rw.RewriteQuery(ctx, conn, sql, args[1:]); err != nil {
+				return s.beginOnly(ctx, conn, begin, fmt.Errorf("rewrite query failed: %w", err))
+			}
+		}
+	}
+	var sd *pgconn.StatementDescription
+	if st.mode != pgx.QueryExecModeExec {
+		sd = s.b.stmts.get(sql)
+	}
+	var buildErr error
+	if sd != nil || st.mode == pgx.QueryExecModeExec {
+		buildErr = build(conn, st, sd, args)
+	}
+	if buildErr != nil {
+		return s.beginOnly(ctx, conn, begin, buildErr)
+	}
+
+	p := &pipelined{pl: conn.PgConn().StartPipeline(ctx)}
+	if begin {
+		for _, q := range s.beginParts() {
+			p.pl.SendQueryParams(q, nil, nil, nil, nil)
+		}
+	}
+	closing := st.closing
+	st.closing = nil
+	for _, name := range closing {
+		p.pl.SendDeallocate(name)
+	}
+	pending := s.pending
+	s.pending = nil
+	for _, q := range pending {
+		p.pl.SendQueryParams(q, nil, nil, nil, nil)
+	}
+	var name string
+	switch {
+	case st.mode == pgx.QueryExecModeExec:
+		p.pl.SendQueryParams(sql, st.builder.ParamValues, nil, st.builder.ParamFormats, st.builder.ResultFormats)
+	case sd == nil: // describe it first, in this transaction
+		name = statementName(s.b.key, sql)
+		if st.named() {
+			p.pl.SendPrepare(name, sql, nil)
+		} else {
+			p.pl.SendPrepare("", sql, nil)
+		}
+	case !st.named():
+		p.pl.SendQueryParams(sql, st.builder.ParamValues, sd.ParamOIDs, st.builder.ParamFormats, st.builder.ResultFormats)
+	case st.has(sd.Name):
+		p.pl.SendQueryStatement(sd, st.builder.ParamValues, st.builder.ParamFormats, st.builder.ResultFormats)
+	default: // known, not prepared on this connection: parse it with the known types
+		p.pl.SendPrepare(sd.Name, sql, sd.ParamOIDs)
+		p.pl.SendQueryPrepared(sd.Name, st.builder.ParamValues, st.builder.ParamFormats, st.builder.ResultFormats)
+	}
+	if err := p.pl.Sync(); err != nil {
+		return nil, err // the connection is closed
+	}
+	if begin {
+		if err := p.readBegin(len(s.beginParts())); err != nil {
+			return nil, err
+		}
+	}
+	for range closing {
+		if _, p.err = p.pl.GetResults(); p.err != nil {
+			return p, nil
+		}
+	}
+	if len(pending) > 0 {
+		if p.err = p.readPlain(len(pending)); p.err != nil {
+			return p, nil
+		}
+	}
+	switch {
+	case st.mode == pgx.QueryExecModeExec || (sd != nil && !st.named()):
+		p.next()
+	case sd == nil:
+		fresh := p.description()
+		if p.err != nil {
+			return p, nil
+		}
+		fresh.Name, fresh.SQL, sd = name, sql, fresh
+		s.b.stmts.put(sd)
+		if st.named() {
+			st.add(name)
+		}
+		if p.err = p.pl.Close(); p.err != nil { // its Sync
+			return p, nil
+		}
+		if p.err = build(conn, st, sd, args); p.err != nil {
+			return p, nil
+		}
+		p.pl = conn.PgConn().StartPipeline(ctx)
+		if st.named() {
+			p.pl.SendQueryStatement(sd, st.builder.ParamValues, st.builder.ParamFormats, st.builder.ResultFormats)
+		} else {
+			p.pl.SendQueryParams(sql, st.builder.ParamValues, sd.ParamOIDs, st.builder.ParamFormats, st.builder.ResultFormats)
+		}
+		if p.err = p.pl.Sync(); p.err == nil {
+			p.next()
+		}
+	case st.has(sd.Name):
+		p.next()
+	default:
+		if p.description(); p.err == nil {
+			st.add(sd.Name)
+			p.next()
+		}
+	}
+	if p.err != nil && sd != nil && staleStatement(p.err) {
+		s.b.stmts.forget(sql)
+		if st.named() {
+			st.drop(sd.Name)
+		}
+	}
+	return p, nil
+}
+
+// beginOnly begins (when asked) without a statement, whose error was found before
+// anything was sent: it is the result, the transaction begun as if it had run.
+func (s *session) beginOnly(ctx context.Context, conn *pgx.Conn, begin bool, stmtErr error) (*pipelined, error) {
+	p := &pipelined{pl: conn.PgConn().StartPipeline(ctx), err: stmtErr}
+	if begin {
+		for _, q := range s.beginParts() {
+			p.pl.SendQueryParams(q, nil, nil, nil, nil)
+		}
+	}
+	if err := p.pl.Sync(); err != nil {
+		return nil, err
+	}
+	if begin {
+		if err := p.readBegin(len(s.beginParts())); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// readBegin reads the results of the begin's n statements; on an error it reads the
+// rest of the pipeline and returns the error.
+func (p *pipelined) readBegin(n int) error {
+	if err := p.readPlain(n); err != nil {
+		_ = p.pl.Close()
+		return err
+	}
+	return nil
+}
+
+// readPlain reads the results of n statements without rows, up to the first error.
+func (p *pipelined) readPlain(n int) error {
+	for range n {
+		res, err := p.pl.GetResults()
+		if err == nil {
+			if rr, ok := res.(*pgconn.ResultReader); ok {
+				_, err = rr.Close()
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// next reads the statement's results into p.
+func (p *pipelined) next() {
+	res, err := p.pl.GetResults()
+	if err != nil {
+		p.err = err
+		return
+	}
+	rr, ok := res.(*pgconn.ResultReader)
+	if !ok {
+		p.err = fmt.Errorf("tenant: pipeline: expected results, got %T", res)
+		return
+	}
+	p.rr = rr
+}
+
+// description reads a Prepare's result.
+func (p *pipelined) description() *pgconn.StatementDescription {
+	res, err := p.pl.GetResults()
+	if err != nil {
+		p.err = err
+		return nil
+	}
+	sd, ok := res.(*pgconn.StatementDescription)
+	if !ok {
+		p.err = fmt.Errorf("tenant: pipeline: expected a statement description, got %T", res)
+		return nil
+	}
+	return sd
+}
+
+// build encodes args for sd (nil: by their Go types) into the connection's builder.
+func build(conn *pgx.Conn, st *connState, sd *pgconn.StatementDescription, args []any) error {
+	if sd != nil && len(sd.ParamOIDs) != len(args) {
+		return fmt.Errorf("expected %d arguments, got %d", len(sd.ParamOIDs), len(args))
+	}
+	return st.builder.Build(conn.TypeMap(), sd, args)
+}
+
+// beginParts are the statements of the binding's begin, for the session's isolation
+// level and mode.
+func (s *session) beginParts() []string {
+	if s.isolation != "" || s.readOnly {
+		return s.b.beginPartsWith(s.isolation, s.readOnly)
+	}
+	return s.b.beginParts
+}
+
+// statementName names sql's prepared statement for the binding's key.
+func statementName(key, sql string) string {
+	sum := sha256.Sum256([]byte(key + sql))
+	return statementPrefix + hex.EncodeToString(sum[:20])
+}
+
+// staleStatement reports an error after which a statement's description (or the
+// statement prepared on the connection) must not be used again: the server lost it,
+// or a table under it changed its result type.
+func staleStatement(err error) bool {
+	if isRetryable(err) && sqlState(err) == "0A000" {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "26000"
+}
+
+// rows returns the statement's rows: the pipeline closes when they do.
+func (p *pipelined) rows(conn *pgx.Conn) pgx.Rows {
+	return &pipelinedRows{Rows: pgx.RowsFromResultReader(conn.TypeMap(), p.rr), p: p}
+}
+
+// pipelinedRows are a statement's rows read from its pipeline, which they close when
+// they end (pgx's rows close themselves after the last row).
+type pipelinedRows struct {
+	pgx.Rows
+	p      *pipelined
+	closed bool
+	err    error // the pipeline's, when the rows had none
+}
+
+func (r *pipelinedRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.Close()
+	return false
+}
+
+func (r *pipelinedRows) Close() {
+	r.Rows.Close()
+	if !r.closed {
+		r.closed = true
+		r.err = r.p.pl.Close()
+	}
+}
+
+func (r *pipelinedRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// rowOf is pgx's QueryRow over rows: the first row, or pgx.ErrNoRows.
+type rowOf struct{ rows pgx.Rows }
+
+func (r rowOf) Scan(dest ...any) error {
+	defer r.rows.Close()
+	if err := r.rows.Err(); err != nil {
+		return err
+	}
+	for _, d := range dest {
+		if _, ok := d.(*pgtype.DriverBytes); ok {
+			return errors.New("cannot scan into *pgtype.DriverBytes from QueryRow")
+		}
+	}
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	_ = r.rows.Scan(dest...)
+	r.rows.Close()
+	return r.rows.Err()
+}
