@@ -24,6 +24,11 @@ type pipelined struct {
 	pl  *pgconn.Pipeline
 	rr  *pgconn.ResultReader
 	err error
+
+	// The connection's tracer, if any, hears of the statement's start and end.
+	conn   *pgx.Conn
+	tracer pgx.QueryTracer
+	ctx    context.Context
 }
 
 // close reads what is left of the pipeline and returns the connection to normal use.
@@ -31,8 +36,9 @@ type pipelined struct {
 func (p *pipelined) close() error {
 	err := p.pl.Close()
 	if p.err != nil {
-		return p.err
+		err = p.err
 	}
+	p.traced(pgconn.CommandTag{}, err)
 	return err
 }
 
@@ -42,7 +48,20 @@ func (p *pipelined) exec() (pgconn.CommandTag, error) {
 	if p.err == nil {
 		tag, p.err = p.rr.Close()
 	}
-	return tag, p.close()
+	err := p.pl.Close()
+	if p.err != nil {
+		err = p.err
+	}
+	p.traced(tag, err)
+	return tag, err
+}
+
+// traced tells the tracer the statement ended, once.
+func (p *pipelined) traced(tag pgconn.CommandTag, err error) {
+	if p.tracer != nil {
+		p.tracer.TraceQueryEnd(p.ctx, p.conn, pgx.TraceQueryEndData{CommandTag: tag, Err: err})
+		p.tracer = nil
+	}
 }
 
 // sendsItself reports whether the session can send a statement with these arguments
@@ -72,6 +91,22 @@ func sendsItself(sql string, args []any) bool {
 func (s *session) sendOn(ctx context.Context, conn *pgx.Conn, stmt statement, begin bool) (*pipelined, error) {
 	st := stateOf(conn)
 	sql, args := stmt.sql, stmt.args
+	tctx := ctx
+	if st.tracer != nil {
+		tctx = st.tracer.TraceQueryStart(ctx, conn, pgx.TraceQueryStartData{SQL: sql, Args: args})
+	}
+	p, err := s.sendStatement(ctx, conn, st, sql, args, begin)
+	switch {
+	case err != nil && st.tracer != nil:
+		st.tracer.TraceQueryEnd(tctx, conn, pgx.TraceQueryEndData{Err: err})
+	case err == nil:
+		p.conn, p.tracer, p.ctx = conn, st.tracer, tctx
+	}
+	return p, err
+}
+
+// sendStatement is sendOn's work, untraced.
+func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connState, sql string, args []any, begin bool) (*pipelined, error) {
 	if len(args) > 0 {
 		if rw, ok := args[0].(pgx.QueryRewriter); ok {
 			var err error
@@ -327,6 +362,7 @@ func (r *pipelinedRows) Close() {
 	if !r.closed {
 		r.closed = true
 		r.err = r.p.pl.Close()
+		r.p.traced(r.Rows.CommandTag(), r.Err())
 	}
 }
 

@@ -70,6 +70,7 @@ type connState struct {
 	order    list.List
 	closing  []string // evicted: closed in the next round trip
 	builder  pgx.ExtendedQueryBuilder
+	tracer   pgx.QueryTracer // the connection's, told of the statements the session sends itself
 }
 
 // connStateKey holds a connection's connState in pgconn's per-connection data.
@@ -82,6 +83,7 @@ func stateOf(conn *pgx.Conn) *connState {
 	}
 	cfg := conn.Config() // a copy: once per connection
 	st := &connState{mode: cfg.DefaultQueryExecMode, capacity: cfg.StatementCacheCapacity, prepared: map[string]*list.Element{}}
+	st.tracer, _ = cfg.Tracer.(pgx.QueryTracer)
 	if st.capacity <= 0 {
 		st.capacity = 512
 	}
