@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -19,18 +20,31 @@ import (
 // that served another tenant, or this one before a migration, would encode the rows
 // with the wrong column types (a timestamp for a timestamptz: hours off, silently).
 // The fresh describe is an unnamed statement: one round trip, as pgx's first COPY on a
-// connection costs. The encoding below follows pgx's (binary format, with pgx's
+// connection costs, or none when the copy is the transaction's first call: it rides
+// with the begin (session.CopyFrom). The encoding below follows pgx's (binary format, with pgx's
 // fallback of parsing a string value as text first).
 func copyFrom(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	sql, cols := copyDescribeSQL(table, columns)
+	sd, err := conn.Prepare(ctx, "", sql)
+	if err != nil {
+		return 0, fmt.Errorf("tenant: copy: describe %s: %w", table.Sanitize(), err)
+	}
+	return copyDescribed(ctx, conn, table, cols, sd, src)
+}
+
+// copyDescribeSQL is the statement whose description gives the columns' types, and the
+// columns quoted.
+func copyDescribeSQL(table pgx.Identifier, columns []string) (sql, cols string) {
 	quoted := make([]string, len(columns))
 	for i, c := range columns {
 		quoted[i] = pgx.Identifier{c}.Sanitize()
 	}
-	cols := strings.Join(quoted, ", ")
-	sd, err := conn.Prepare(ctx, "", "SELECT "+cols+" FROM "+table.Sanitize())
-	if err != nil {
-		return 0, fmt.Errorf("tenant: copy: describe %s: %w", table.Sanitize(), err)
-	}
+	cols = strings.Join(quoted, ", ")
+	return "SELECT " + cols + " FROM " + table.Sanitize(), cols
+}
+
+// copyDescribed copies src into table's cols (quoted), typed by sd.
+func copyDescribed(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, cols string, sd *pgconn.StatementDescription, src pgx.CopyFromSource) (int64, error) {
 	oids := make([]uint32, len(sd.Fields))
 	for i, f := range sd.Fields {
 		oids[i] = f.DataTypeOID

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -121,7 +122,7 @@ func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connSta
 	}
 	var buildErr error
 	if sd != nil || st.mode == pgx.QueryExecModeExec {
-		buildErr = build(conn, st, sd, args)
+		buildErr = build(conn, &st.builder, sd, args)
 	}
 	if buildErr != nil {
 		return s.beginOnly(ctx, conn, begin, buildErr)
@@ -196,7 +197,7 @@ func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connSta
 		if p.err = p.pl.Close(); p.err != nil { // its Sync
 			return p, nil
 		}
-		if p.err = build(conn, st, sd, args); p.err != nil {
+		if p.err = build(conn, &st.builder, sd, args); p.err != nil {
 			return p, nil
 		}
 		p.pl = conn.PgConn().StartPipeline(ctx)
@@ -302,11 +303,11 @@ func (p *pipelined) description() *pgconn.StatementDescription {
 }
 
 // build encodes args for sd (nil: by their Go types) into the connection's builder.
-func build(conn *pgx.Conn, st *connState, sd *pgconn.StatementDescription, args []any) error {
+func build(conn *pgx.Conn, b *pgx.ExtendedQueryBuilder, sd *pgconn.StatementDescription, args []any) error {
 	if sd != nil && len(sd.ParamOIDs) != len(args) {
 		return fmt.Errorf("expected %d arguments, got %d", len(sd.ParamOIDs), len(args))
 	}
-	return st.builder.Build(conn.TypeMap(), sd, args)
+	return b.Build(conn.TypeMap(), sd, args)
 }
 
 // beginParts are the statements of the binding's begin, for the session's isolation
@@ -395,4 +396,55 @@ func (r rowOf) Scan(dest ...any) error {
 	_ = r.rows.Scan(dest...)
 	r.rows.Close()
 	return r.rows.Err()
+}
+
+// describeWithBegin begins the transaction on conn and describes sql (unnamed) in the
+// same round trip. beginErr is the begin's error; stmtErr the describe's.
+func (s *session) describeWithBegin(ctx context.Context, conn *pgx.Conn, sql string) (sd *pgconn.StatementDescription, stmtErr, beginErr error) {
+	st := stateOf(conn)
+	p := &pipelined{pl: conn.PgConn().StartPipeline(ctx)}
+	head := s.sendHead(p.pl, st, true)
+	p.pl.SendPrepare("", sql, nil)
+	if err := p.pl.Sync(); err != nil {
+		return nil, nil, err
+	}
+	if err := s.readHead(p, head); err != nil {
+		return nil, nil, err
+	}
+	if p.err == nil {
+		sd = p.description()
+	}
+	return sd, p.close(), nil
+}
+
+// execWithBegin sends the begin and sql (with the queued savepoint commands before it)
+// as two simple-protocol queries in one write: sql may hold several statements, as
+// pgx's Exec without arguments allows. If the begin fails, the transaction it opened
+// is aborted and the server refuses sql. beginErr is the begin's error; stmtErr sql's.
+func (s *session) execWithBegin(ctx context.Context, conn *pgx.Conn, sql string) (tag pgconn.CommandTag, stmtErr, beginErr error) {
+	begin := s.b.begin
+	if s.isolation != "" || s.readOnly {
+		begin = s.b.beginWith(s.isolation, s.readOnly)
+	}
+	script := s.b.keyed(sql)
+	if len(s.pending) > 0 {
+		script = strings.Join(s.pending, "; ") + "; " + script
+		s.pending = nil
+	}
+	results, err := execEach(ctx, conn.PgConn(), begin, script)
+	n := len(s.beginParts())
+	for i := 0; i < n; i++ {
+		switch {
+		case i >= len(results) && err != nil:
+			return tag, nil, err
+		case i >= len(results):
+			return tag, nil, fmt.Errorf("tenant: begin: %d of %d results", len(results), n)
+		case results[i].Err != nil:
+			return tag, nil, results[i].Err
+		}
+	}
+	if len(results) > n {
+		tag = results[len(results)-1].CommandTag
+	}
+	return tag, err, nil
 }

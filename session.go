@@ -98,24 +98,29 @@ func (s *session) useViaPgx(ctx context.Context, sql string) (*pgx.Conn, error) 
 	return c, nil
 }
 
-// begin acquires a connection and binds a transaction to the tenant. With stmt, the
-// statement rides in the same round trip, when the connection's mode lets the session
-// send it itself, and its results are returned (nil otherwise: the caller sends it).
+// rideAlong sends, on a connection just acquired, the begin and what goes with it in
+// the same round trip, and returns the begin's error; rode is false (and nothing was
+// sent) when the connection's mode does not let the session send it itself.
+type rideAlong func(conn *pgx.Conn) (rode bool, beginErr error)
+
+// begin acquires a connection and binds a transaction to the tenant. With ride, the
+// first statement (or batch) goes in the same round trip, when it can (rode).
 // When the version marker moved (a migration ran, or the tenant was dropped) it asks
 // admission again once: a new version begins with the new binding, a tenant gone fails
 // with ErrUnknownTenant. A pooled connection found dead (its backend was terminated)
 // is replaced, twice at most.
-func (s *session) begin(ctx context.Context, stmt *statement) (*pipelined, error) {
+func (s *session) begin(ctx context.Context, ride rideAlong) (rode bool, err error) {
 	refreshed, deadConns := false, 0
 	for {
 		conn, err := s.pool.Acquire(ctx)
 		if err != nil {
-			return nil, s.beginFailed(ctx, fmt.Errorf("%w: %w", ErrUnavailable, err))
+			return false, s.beginFailed(ctx, fmt.Errorf("%w: %w", ErrUnavailable, err))
 		}
-		var p *pipelined
-		if stmt != nil && stateOf(conn.Conn()).pipelines() {
-			p, err = s.sendOn(ctx, conn.Conn(), *stmt, true)
-		} else {
+		rode, err = false, nil
+		if ride != nil {
+			rode, err = ride(conn.Conn())
+		}
+		if !rode {
 			begin := s.b.begin
 			if s.isolation != "" || s.readOnly {
 				begin = s.b.beginWith(s.isolation, s.readOnly)
@@ -124,7 +129,7 @@ func (s *session) begin(ctx context.Context, stmt *statement) (*pipelined, error
 		}
 		if err == nil {
 			s.conn, s.began = conn, true
-			return p, nil
+			return rode, nil
 		}
 		if conn.Conn().IsClosed() && deadConns < 2 && ctx.Err() == nil {
 			conn.Release() // pgxpool drops it
@@ -134,7 +139,7 @@ func (s *session) begin(ctx context.Context, stmt *statement) (*pipelined, error
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) {
 			conn.Release() // pgxpool drops a connection left inside a transaction
-			return nil, s.beginFailed(ctx, fmt.Errorf("%w: %w", ErrUnavailable, err))
+			return false, s.beginFailed(ctx, fmt.Errorf("%w: %w", ErrUnavailable, err))
 		}
 		_, rbErr := conn.Exec(ctx, "ROLLBACK")
 		if rbErr != nil {
@@ -142,11 +147,11 @@ func (s *session) begin(ctx context.Context, stmt *statement) (*pipelined, error
 		}
 		conn.Release()
 		if refreshed || !isUndefined(pgErr) { // a timeout waiting for a migration, a shutdown, a marker still missing
-			return nil, s.beginFailed(ctx, fmt.Errorf("%w: tenant %q: begin: %w", ErrUnavailable, s.b.name, err))
+			return false, s.beginFailed(ctx, fmt.Errorf("%w: tenant %q: begin: %w", ErrUnavailable, s.b.name, err))
 		}
 		b, err := s.admit.refresh(ctx, s.b)
 		if err != nil {
-			return nil, s.beginFailed(ctx, err)
+			return false, s.beginFailed(ctx, err)
 		}
 		s.b, refreshed = b, true
 	}
@@ -158,14 +163,22 @@ func (s *session) begin(ctx context.Context, stmt *statement) (*pipelined, error
 func (s *session) send(ctx context.Context, sql string, args []any) (c *pgx.Conn, p *pipelined, err error) {
 	own := sendsItself(sql, args)
 	if s.conn == nil && !s.ended {
-		var stmt *statement
+		var ride rideAlong
 		if own {
-			stmt = &statement{sql: sql, args: args}
+			ride = func(conn *pgx.Conn) (bool, error) {
+				if !stateOf(conn).pipelines() {
+					return false, nil
+				}
+				var err error
+				p, err = s.sendOn(ctx, conn, statement{sql: sql, args: args}, true)
+				return true, err
+			}
 		}
-		if p, err = s.begin(ctx, stmt); err != nil {
+		rode, err := s.begin(ctx, ride)
+		if err != nil {
 			return nil, nil, err
 		}
-		if p != nil {
+		if rode {
 			if leavesSessionState(sql) {
 				s.dirty = true
 			}
@@ -333,6 +346,25 @@ func (s *session) Exec(ctx context.Context, sql string, args ...any) (pgconn.Com
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(args) == 0 {
+		if s.conn == nil && !s.ended {
+			var tag pgconn.CommandTag
+			var stmtErr error
+			rode, err := s.begin(ctx, func(conn *pgx.Conn) (bool, error) {
+				var err error
+				tag, stmtErr, err = s.execWithBegin(ctx, conn, sql)
+				return true, err
+			})
+			if err != nil {
+				return pgconn.CommandTag{}, err
+			}
+			if rode {
+				if leavesSessionState(sql) {
+					s.dirty = true
+				}
+				s.note(stmtErr)
+				return tag, stmtErr
+			}
+		}
 		c, err := s.useViaPgx(ctx, sql)
 		if err != nil {
 			return pgconn.CommandTag{}, err
@@ -402,8 +434,40 @@ func (s *session) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.useViaPgx(ctx, all.String())
+	own := batchSendsItself(b)
+	if own && s.conn == nil && !s.ended {
+		var br *ownBatch
+		rode, err := s.begin(ctx, func(conn *pgx.Conn) (bool, error) {
+			if !stateOf(conn).pipelines() {
+				return false, nil
+			}
+			var err error
+			br, err = s.batchOn(ctx, conn, b, true)
+			return true, err
+		})
+		if err != nil {
+			return scope.FailedBatch{Err: err}
+		}
+		if rode {
+			if leavesSessionState(all.String()) {
+				s.dirty = true
+			}
+			return &observedBatch{BatchResults: br, s: s}
+		}
+	}
+	c, err := s.use(ctx, all.String())
 	if err != nil {
+		return scope.FailedBatch{Err: err}
+	}
+	if own && stateOf(c).pipelines() {
+		br, err := s.batchOn(ctx, c, b, false)
+		if err != nil {
+			s.note(err)
+			return scope.FailedBatch{Err: err}
+		}
+		return &observedBatch{BatchResults: br, s: s}
+	}
+	if err := s.flushPending(ctx, c); err != nil {
 		return scope.FailedBatch{Err: err}
 	}
 	return &observedBatch{BatchResults: c.SendBatch(ctx, s.b.keyedBatch(b)), s: s}
@@ -414,6 +478,29 @@ func (s *session) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 func (s *session) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.conn == nil && !s.ended && len(s.pending) == 0 { // the table's types are learned in the begin's round trip
+		sql, cols := copyDescribeSQL(table, columns)
+		var sd *pgconn.StatementDescription
+		var describeErr error
+		rode, err := s.begin(ctx, func(conn *pgx.Conn) (bool, error) {
+			var err error
+			sd, describeErr, err = s.describeWithBegin(ctx, conn, sql)
+			return true, err
+		})
+		if err != nil {
+			return 0, err
+		}
+		if rode {
+			if describeErr != nil {
+				err = fmt.Errorf("tenant: copy: describe %s: %w", table.Sanitize(), describeErr)
+				s.note(err)
+				return 0, err
+			}
+			n, err := copyDescribed(ctx, s.conn.Conn(), table, cols, sd, src)
+			s.note(err)
+			return n, err
+		}
+	}
 	c, err := s.useViaPgx(ctx, "")
 	if err != nil {
 		return 0, err

@@ -1,0 +1,321 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// A batch the session sends itself goes as pgx's pipelined batch does, with two
+// differences: statements not yet described for the binding are described inside the
+// transaction (pgx would describe them before the batch's own BEGIN), and a batch that
+// is the transaction's first call rides behind the begin. With every description
+// known that is one round trip for begin and batch.
+
+// batchSendsItself reports whether the session can send every query of b itself.
+func batchSendsItself(b *pgx.Batch) bool {
+	for _, q := range b.QueuedQueries {
+		if !sendsItself(q.SQL, q.Arguments) {
+			return false
+		}
+	}
+	return len(b.QueuedQueries) > 0
+}
+
+// batchOn sends b on conn, after the begin when begin is set. The error is the
+// begin's; the batch's own errors are in its results.
+func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, begin bool) (*ownBatch, error) {
+	st := stateOf(conn)
+	queue := make([]statement, len(b.QueuedQueries))
+	for i, q := range b.QueuedQueries {
+		queue[i] = statement{sql: q.SQL, args: q.Arguments}
+		if len(q.Arguments) > 0 {
+			if rw, ok := q.Arguments[0].(pgx.QueryRewriter); ok {
+				var err error
+				queue[i].sql, queue[i].args, err = rw.RewriteQuery(ctx, conn, q.SQL, q.Arguments[1:])
+				if err != nil {
+					p, beginErr := s.beginOnly(ctx, conn, begin, fmt.Errorf("rewrite query failed: %w", err))
+					return failedBatch(p), beginErr
+				}
+			}
+		}
+	}
+	typed := st.mode != pgx.QueryExecModeExec
+	sds := make([]*pgconn.StatementDescription, len(queue))
+	var unknown []string // SQL to describe first, each once
+	if typed {
+		for i, q := range queue {
+			if sds[i] = s.b.stmts.get(q.sql); sds[i] == nil && !contains(unknown, q.sql) {
+				unknown = append(unknown, q.sql)
+			}
+		}
+	}
+
+	pl := conn.PgConn().StartPipeline(ctx)
+	p := &pipelined{pl: pl}
+	head := s.sendHead(pl, st, begin)
+	if len(unknown) > 0 { // describe them, in the transaction, then send the batch
+		names := make([]string, len(unknown))
+		for i, sql := range unknown {
+			names[i] = statementName(s.b.key, sql)
+			if st.named() {
+				pl.SendPrepare(names[i], sql, nil)
+			} else {
+				pl.SendPrepare("", sql, nil)
+			}
+		}
+		if err := pl.Sync(); err != nil {
+			return nil, err
+		}
+		if err := s.readHead(p, head); err != nil || p.err != nil {
+			return failedBatch(p), err
+		}
+		for i, sql := range unknown {
+			sd := p.description()
+			if p.err != nil {
+				p.err = fmt.Errorf("tenant: batch: describe %q: %w", sql, p.err)
+				return failedBatch(p), nil
+			}
+			sd.Name, sd.SQL = names[i], sql
+			s.b.stmts.put(sd)
+			if st.named() {
+				st.add(sd.Name)
+			}
+			for j := range queue {
+				if queue[j].sql == sql {
+					sds[j] = sd
+				}
+			}
+		}
+		if p.err = pl.Close(); p.err != nil {
+			return failedBatch(p), nil
+		}
+		pl = conn.PgConn().StartPipeline(ctx)
+		p.pl, head = pl, batchHead{}
+	}
+
+	// Every query's arguments are encoded before any query is queued: a batch whose
+	// last query cannot be encoded must not run its first.
+	builders := make([]pgx.ExtendedQueryBuilder, len(queue))
+	for i, q := range queue {
+		if err := build(conn, &builders[i], sds[i], q.args); err != nil {
+			p.err = fmt.Errorf("tenant: batch: query %d: %w", i, err)
+			if err := pl.Sync(); err != nil {
+				return nil, err
+			}
+			if err := s.readHead(p, head); err != nil {
+				return nil, err
+			}
+			return failedBatch(p), nil
+		}
+	}
+	br := &ownBatch{s: s, conn: conn, p: p, queue: b.QueuedQueries, skip: make([]bool, len(queue))}
+	var parsed []string
+	for i, q := range queue {
+		sd, bq := sds[i], &builders[i]
+		switch {
+		case !typed:
+			pl.SendQueryParams(q.sql, bq.ParamValues, nil, bq.ParamFormats, bq.ResultFormats)
+		case !st.named():
+			pl.SendQueryParams(q.sql, bq.ParamValues, sd.ParamOIDs, bq.ParamFormats, bq.ResultFormats)
+		case st.has(sd.Name) || contains(parsed, sd.Name):
+			pl.SendQueryStatement(sd, bq.ParamValues, bq.ParamFormats, bq.ResultFormats)
+		default:
+			pl.SendPrepare(sd.Name, q.sql, sd.ParamOIDs)
+			pl.SendQueryPrepared(sd.Name, bq.ParamValues, bq.ParamFormats, bq.ResultFormats)
+			parsed = append(parsed, sd.Name)
+			br.skip[i] = true
+		}
+	}
+	if err := pl.Sync(); err != nil {
+		return nil, err
+	}
+	if err := s.readHead(p, head); err != nil {
+		return nil, err
+	}
+	br.err = p.err // a savepoint command failed: the batch did not run
+	for _, name := range parsed {
+		st.add(name)
+	}
+	return br, nil
+}
+
+// batchHead is what goes before a pipeline's statements: the begin, statements to
+// close, queued savepoint commands.
+type batchHead struct{ begin, closing, pending int }
+
+// sendHead queues the begin (when asked), the closing of evicted statements and the
+// queued savepoint commands.
+func (s *session) sendHead(pl *pgconn.Pipeline, st *connState, begin bool) batchHead {
+	var h batchHead
+	if begin {
+		parts := s.beginParts()
+		for _, q := range parts {
+			pl.SendQueryParams(q, nil, nil, nil, nil)
+		}
+		h.begin = len(parts)
+	}
+	for _, name := range st.closing {
+		pl.SendDeallocate(name)
+	}
+	h.closing, st.closing = len(st.closing), nil
+	for _, q := range s.pending {
+		pl.SendQueryParams(q, nil, nil, nil, nil)
+	}
+	h.pending, s.pending = len(s.pending), nil
+	return h
+}
+
+// readHead reads the results of what sendHead queued. A failed begin is returned (the
+// pipeline read to its end); a failed savepoint command is the statements' error.
+func (s *session) readHead(p *pipelined, h batchHead) error {
+	if h.begin > 0 {
+		if err := p.readBegin(h.begin); err != nil {
+			return err
+		}
+	}
+	for range h.closing {
+		if _, p.err = p.pl.GetResults(); p.err != nil {
+			return nil
+		}
+	}
+	if h.pending > 0 {
+		p.err = p.readPlain(h.pending)
+	}
+	return nil
+}
+
+// ownBatch is the pgx.BatchResults of a batch the session sent itself.
+type ownBatch struct {
+	s      *session
+	conn   *pgx.Conn
+	p      *pipelined
+	queue  []*pgx.QueuedQuery
+	skip   []bool // a description comes before the query's results (it was parsed in the batch)
+	next   int
+	err    error
+	last   pgx.Rows
+	closed bool
+}
+
+// failedBatch is the results of a batch that failed before it ran.
+func failedBatch(p *pipelined) *ownBatch {
+	return &ownBatch{p: p, err: p.err}
+}
+
+var errBatchClosed = errors.New("batch already closed")
+
+// results reads the next query's results.
+func (b *ownBatch) results() (*pgconn.ResultReader, error) {
+	switch {
+	case b.err != nil:
+		return nil, b.err
+	case b.closed:
+		return nil, errBatchClosed
+	case b.last != nil && b.last.Err() != nil:
+		b.err = b.last.Err()
+		return nil, b.err
+	case b.next >= len(b.queue):
+		return nil, errors.New("no more results in batch")
+	}
+	i := b.next
+	b.next++
+	if b.skip[i] {
+		if b.p.description(); b.p.err != nil {
+			b.err = b.p.err
+			return nil, b.err
+		}
+	}
+	if b.p.next(); b.p.err != nil {
+		b.err = b.p.err
+		return nil, b.err
+	}
+	return b.p.rr, nil
+}
+
+func (b *ownBatch) Exec() (pgconn.CommandTag, error) {
+	rr, err := b.results()
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := rr.Close()
+	if err != nil {
+		b.err = err
+	}
+	return tag, err
+}
+
+func (b *ownBatch) Query() (pgx.Rows, error) {
+	rr, err := b.results()
+	if err != nil {
+		return nil, err
+	}
+	b.last = pgx.RowsFromResultReader(b.conn.TypeMap(), rr)
+	return b.last, nil
+}
+
+func (b *ownBatch) QueryRow() pgx.Row {
+	rows, err := b.Query()
+	if err != nil {
+		return rowOf{rows: errRows{err}}
+	}
+	return rowOf{rows: rows}
+}
+
+// Tx returns nil: the batch runs in the request's transaction, and a batch that
+// begins one of its own (Batch.BeginTx) has no place inside it.
+func (b *ownBatch) Tx() pgx.Tx { return nil }
+
+// Close reads the results left, calling the queries' own functions as pgx does, and
+// ends the pipeline.
+func (b *ownBatch) Close() error {
+	if b.closed {
+		return b.err
+	}
+	if b.err == nil && b.last != nil && b.last.Err() != nil {
+		b.err = b.last.Err()
+	}
+	for b.err == nil && b.next < len(b.queue) {
+		if fn := b.queue[b.next].Fn; fn != nil {
+			if err := fn(b); err != nil && b.err == nil {
+				b.err = err
+			}
+		} else {
+			_, _ = b.Exec()
+		}
+	}
+	b.closed = true
+	if b.p != nil && b.p.pl != nil {
+		if err := b.p.pl.Close(); b.err == nil {
+			b.err = err
+		}
+	}
+	return b.err
+}
+
+// errRows are rows that failed before they were read.
+type errRows struct{ err error }
+
+func (r errRows) Close()                                       {}
+func (r errRows) Err() error                                   { return r.err }
+func (r errRows) CommandTag() pgconn.CommandTag                { return pgconn.CommandTag{} }
+func (r errRows) FieldDescriptions() []pgconn.FieldDescription { return nil }
+func (r errRows) Next() bool                                   { return false }
+func (r errRows) Scan(...any) error                            { return r.err }
+func (r errRows) Values() ([]any, error)                       { return nil, r.err }
+func (r errRows) RawValues() [][]byte                          { return nil }
+func (r errRows) Conn() *pgx.Conn                              { return nil }
+func (r errRows) TypeMap() *pgtype.Map                         { return nil }
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,90 @@
+package tenant_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantkit/tenant"
+	"github.com/tenantkit/tenant/tenantctx"
+)
+
+// Batches the session sends itself, on a pool of one: statements described inside
+// each tenant's transaction (two tenants at different schema versions, one batch
+// text), callbacks run as pgx runs them, a failing query stops the rest, and a query
+// whose arguments cannot be encoded keeps the whole batch from running.
+func TestBatches(t *testing.T) {
+	a, b := newTenantName("bta"), newTenantName("btb")
+	e := newEnv(t, 1, tenant.Config{Resolver: byHeader})
+	provisionAt(t, e, eventsV1, a)
+	provisionAt(t, e, eventsV2, b)
+	batch := func(fn func(ctx context.Context, db tenantctx.DB) error) http.Handler {
+		return tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := fn(r.Context(), tenantctx.Session(r.Context())); err != nil {
+				http.Error(w, err.Error(), 500)
+			}
+		}))
+	}
+	insert := "INSERT INTO events (owner, at, amount, code) VALUES ($1, $2, $3, $4)"
+
+	t.Run("each tenant's types", func(t *testing.T) {
+		var counted int
+		h := batch(func(ctx context.Context, db tenantctx.DB) error {
+			bt := &pgx.Batch{}
+			bt.Queue(insert, "batch", eventAt, eventAmount, "9")
+			bt.Queue("SELECT count(*) FROM events WHERE code = $1", "9").QueryRow(func(row pgx.Row) error { return row.Scan(&counted) })
+			return db.SendBatch(ctx, bt).Close()
+		})
+		for round := 1; round <= 2; round++ {
+			for _, name := range []string{a, b, a, b} {
+				require.Equal(t, 200, do(h, "POST", "/", nil, "X-Tenant", name).Code)
+			}
+			epoch, amount, code := storedEvent(t, e, a)
+			assert.Equal(t, time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).Unix(), epoch, "v1 stores the wall clock")
+			assert.Equal(t, "1.2345678901234568e+16", amount)
+			assert.Equal(t, "9", code)
+			epoch, amount, code = storedEvent(t, e, b)
+			assert.Equal(t, eventAt.Unix(), epoch, "v2 stores the instant")
+			assert.Equal(t, eventAmount, amount, "v2 stores every digit")
+			assert.Equal(t, "9", code)
+			assert.Equal(t, 2*round, counted, "b counts its own events only")
+		}
+		assert.Equal(t, int64(2), e.roundTrips(func() { assert.Equal(t, 200, do(h, "POST", "/", nil, "X-Tenant", a).Code) }))
+	})
+
+	t.Run("a failed query stops the rest", func(t *testing.T) {
+		var second error
+		h := batch(func(ctx context.Context, db tenantctx.DB) error {
+			bt := &pgx.Batch{}
+			bt.Queue("SELECT 1/0")
+			bt.Queue(insert, "after-failure", eventAt, eventAmount, "10")
+			br := db.SendBatch(ctx, bt)
+			_, first := br.Exec()
+			_, second = br.Exec()
+			_ = br.Close()
+			return first
+		})
+		assert.Equal(t, 500, do(h, "POST", "/", nil, "X-Tenant", a).Code)
+		assert.Error(t, second)
+		assert.Zero(t, e.count(t, `SELECT count(*) FROM "`+a+`".events WHERE owner = 'after-failure'`))
+	})
+
+	t.Run("arguments that cannot be encoded: nothing runs", func(t *testing.T) {
+		var closeErr error
+		h := batch(func(ctx context.Context, db tenantctx.DB) error {
+			bt := &pgx.Batch{}
+			bt.Queue(insert, "not-run", eventAt, eventAmount, "11")
+			bt.Queue(insert, "not-run", eventAt, eventAmount) // one argument short
+			closeErr = db.SendBatch(ctx, bt).Close()
+			return nil
+		})
+		assert.Equal(t, 200, do(h, "POST", "/", nil, "X-Tenant", a).Code)
+		assert.ErrorContains(t, closeErr, "expected 4 arguments, got 3")
+		assert.Zero(t, e.count(t, `SELECT count(*) FROM "`+a+`".events WHERE owner = 'not-run'`))
+	})
+}
