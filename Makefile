@@ -13,7 +13,7 @@ STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # not have either).
 EXAMPLE = example-app
 
-.PHONY: test mod-check fmt-check vet fuzz lint bench stress run
+.PHONY: test mod-check fmt-check vet fuzz lint bench bench-go bench-http stress run
 
 # go.mod and go.sum tidy, gofmt, go vet, every test under the race detector against
 # PostgreSQL (DATABASE_URL, else the local server, else a throwaway cluster the tests
@@ -46,8 +46,22 @@ lint: fmt-check vet
 	$(GO) -C $(EXAMPLE) run $(STATICCHECK) ./...
 
 # Benchmarks report ratios against a baseline measured in the same run; see BENCHMARKS.md.
-bench:
+# make bench runs all of them: the go benchmarks, then the HTTP benchmark (8-9 minutes
+# in all on two cores).
+bench: bench-go bench-http
+
+bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+
+# The HTTP benchmark: every server in a process of its own, the load from another
+# (internal/cmd/httpbench). It uses the database tenant_bench (made when missing) on
+# DATABASE_URL's server, else on 127.0.0.1:5432. First throughput (about 6 minutes),
+# then latency with 1 ms added each way between the servers and PostgreSQL (about 1
+# minute). HTTPBENCH_FLAGS adds flags to both, e.g. HTTPBENCH_FLAGS='-rounds 3'.
+HTTPBENCH = $(GO) run ./internal/cmd/httpbench -go $(GO)
+bench-http:
+	$(HTTPBENCH) $(HTTPBENCH_FLAGS)
+	$(HTTPBENCH) -delay 1ms -clients 8 -tenants 200 -isolation serializable -rounds 3 -duration 2s -warmup 5s $(HTTPBENCH_FLAGS)
 
 # The reliability run of RELIABILITY.md: TestStress for minutes, with more restarts
 # (make test runs it for seconds). It starts its own PostgreSQL cluster.

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -243,4 +245,24 @@ func TestServeDemoOnPrivateServer(t *testing.T) {
 	_, body = get(t, base+"/t/acme/documents")
 	assert.Equal(t, 3, strings.Count(body, `"id"`))
 	assert.Equal(t, 0, stop())
+}
+
+// ISOLATION sets the isolation level of request transactions; a level PostgreSQL does
+// not have is refused before anything runs.
+func TestIsolationSetting(t *testing.T) {
+	env := dbEnv(t)
+	env["ISOLATION"] = "snapshot"
+	r := runWith(t, env, "serve")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "ISOLATION=snapshot")
+	for i, v := range []string{"", "serializable", "repeatable-read", "READ_COMMITTED", " read committed "} {
+		env["ISOLATION"] = v
+		name := fmt.Sprintf("iso_%d", i)
+		r := runWith(t, env, "tenants", "create", name)
+		assert.Equal(t, 0, r.code, "%q: %s", v, r.stderr)
+		runWith(t, env, "tenants", "drop", name)
+	}
+	level, err := isolation("read-committed")
+	require.NoError(t, err)
+	assert.Equal(t, pgx.ReadCommitted, level)
 }

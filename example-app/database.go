@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -19,6 +20,10 @@ const demoDatabase = "tenant_example"
 // joins, when a serve already runs it). demo reports the private server; closing
 // stops what open started.
 func open(ctx context.Context, env environment, autoCreate bool) (a *app.App, demo bool, closeAll func(), err error) {
+	iso, err := isolation(env.getenv("ISOLATION"))
+	if err != nil {
+		return nil, false, nil, err
+	}
 	dsn := env.getenv("DATABASE_URL")
 	stopServer := func() {}
 	if dsn == "" {
@@ -28,12 +33,26 @@ func open(ctx context.Context, env environment, autoCreate bool) (a *app.App, de
 		}
 		demo = true
 	}
-	a, err = app.New(ctx, app.Config{DSN: dsn, AutoCreate: autoCreate})
+	a, err = app.New(ctx, app.Config{DSN: dsn, AutoCreate: autoCreate, Isolation: iso})
 	if err != nil {
 		stopServer()
 		return nil, false, nil, err
 	}
 	return a, demo, func() { a.Close(); stopServer() }, nil
+}
+
+// isolation reads ISOLATION: serializable (the default when empty), repeatable-read or
+// read-committed; case, spaces and underscores do not matter.
+func isolation(v string) (pgx.TxIsoLevel, error) {
+	if v == "" {
+		return pgx.Serializable, nil
+	}
+	level := pgx.TxIsoLevel(strings.ToLower(strings.NewReplacer("-", " ", "_", " ").Replace(strings.TrimSpace(v))))
+	switch level {
+	case pgx.Serializable, pgx.RepeatableRead, pgx.ReadCommitted:
+		return level, nil
+	}
+	return "", fmt.Errorf("ISOLATION=%s: want serializable, repeatable-read or read-committed", v)
 }
 
 func privateServer(ctx context.Context, env environment) (dsn string, stop func(), err error) {

@@ -10,7 +10,9 @@
 // DATABASE_URL names the database. Without it, the app runs a private PostgreSQL from
 // the installed server binaries with its data under DATA_DIR (default .data), and
 // serve provisions the demo tenants acme and globex. AUTO_CREATE=1 makes serve
-// provision a valid unknown tenant on its first request.
+// provision a valid unknown tenant on its first request. ISOLATION sets the isolation
+// level of request transactions: serializable (the default), repeatable-read or
+// read-committed.
 package main
 
 import (
@@ -64,7 +66,8 @@ const usage = `usage:
   example-app tenants drop NAME...           drop tenants and all their data
   example-app tenants adopt [NAME...]        register tenants made before the tenant registry (all when none named)
   example-app migrate                        bring every tenant to the latest migration
-environment: DATABASE_URL (default: a private PostgreSQL under DATA_DIR=.data), ADDR, AUTO_CREATE=1
+environment: DATABASE_URL (default: a private PostgreSQL under DATA_DIR=.data), ADDR, AUTO_CREATE=1,
+  ISOLATION=serializable|repeatable-read|read-committed (of request transactions; default serializable)
 `
 
 type environment struct {

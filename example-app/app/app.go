@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/text/language"
 
@@ -36,9 +37,10 @@ var Locales = []language.Tag{language.English, language.German}
 
 // Config configures the app.
 type Config struct {
-	DSN        string        // used when Pool is nil
-	Pool       *pgxpool.Pool // owned by the caller
-	AutoCreate bool          // provision a valid unknown tenant on its first request
+	DSN        string         // used when Pool is nil
+	Pool       *pgxpool.Pool  // owned by the caller
+	AutoCreate bool           // provision a valid unknown tenant on its first request
+	Isolation  pgx.TxIsoLevel // of request transactions; default SERIALIZABLE
 	Logger     *slog.Logger
 }
 
@@ -65,6 +67,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Admission:  admission,
 		Migrations: Migrations(),
 		Locales:    Locales,
+		Isolation:  cfg.Isolation,
 		Logger:     log,
 	})
 	if err != nil {

@@ -24,28 +24,26 @@ import (
 // maxTitle bounds one translation of a title, in characters.
 const maxTitle = 200
 
-// document is the JSON shape of the API.
+// document is the JSON shape of the API. Translations is the title's JSONB as the
+// database sent it, or as the request gave it.
 type document struct {
-	ID           int64       `json:"id"`
-	Title        string      `json:"title"`
-	Locale       string      `json:"locale"`
-	Translations locale.Text `json:"translations,omitempty"`
+	ID           int64           `json:"id"`
+	Title        string          `json:"title"`
+	Locale       string          `json:"locale"`
+	Translations json.RawMessage `json:"translations,omitempty"`
 }
 
-// present shows a title in the request's locale with fallback (the locale, its
-// parents, the default, then any locale the app serves); Locale says which language
-// the title really is in.
-func present(r *http.Request, id int64, title locale.Text, withTranslations bool) document {
+// present shows a title the request gave in the request's locale with fallback, as the
+// database does for stored ones (titles.go); Locale says which language the title
+// really is in.
+func present(r *http.Request, id int64, title locale.Text) (document, error) {
 	ctx := r.Context()
 	text, key, ok := title.Lookup(locale.FromContext(ctx), append([]language.Tag{locale.FallbackFromContext(ctx)}, Locales...)...)
 	if !ok {
 		key = locale.FromContext(ctx).String()
 	}
-	d := document{ID: id, Title: text, Locale: key}
-	if withTranslations {
-		d.Translations = title
-	}
-	return d
+	translations, err := json.Marshal(title)
+	return document{ID: id, Title: text, Locale: key, Translations: translations}, err
 }
 
 func (a *App) listDocuments(w http.ResponseWriter, r *http.Request) {
@@ -57,17 +55,20 @@ func (a *App) listDocuments(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, docs)
 }
 
-// documents reads the tenant's documents, presented in the request's locale.
+// documents reads the tenant's documents, each title in the request's locale.
 func (a *App) documents(r *http.Request) ([]document, error) {
-	rows, err := tenantctx.Session(r.Context()).Query(r.Context(), "SELECT id, title FROM documents ORDER BY id")
+	ctx := r.Context()
+	chain := chainOf(ctx)
+	rows, err := tenantctx.Session(ctx).Query(ctx, queriesFor(len(chain)).list, chain)
 	if err != nil {
 		return nil, err
 	}
 	docs := []document{}
-	var id int64
-	var title locale.Text
-	_, err = pgx.ForEachRow(rows, []any{&id, &title}, func() error {
-		docs = append(docs, present(r, id, title, false))
+	var d document
+	var k int32
+	_, err = pgx.ForEachRow(rows, []any{&d.ID, &k, &d.Title}, func() error {
+		d.Locale = servedIn(ctx, chain, k)
+		docs = append(docs, d)
 		return nil
 	})
 	return docs, err
@@ -101,7 +102,12 @@ func (a *App) createDocument(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, base(r)+"/", http.StatusSeeOther)
 		return
 	}
-	writeJSON(w, status, present(r, id, title, true))
+	d, err := present(r, id, title)
+	if err != nil {
+		a.serverError(w, r, "could not show the document", err)
+		return
+	}
+	writeJSON(w, status, d)
 }
 
 // readTitle reads {"title": {"en": "...", "de": "..."}} or, from the page's form,
@@ -183,15 +189,19 @@ func (a *App) getDocument(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "document not found", http.StatusNotFound)
 		return
 	}
-	var title locale.Text
-	err := tenantctx.Session(r.Context()).QueryRow(r.Context(), "SELECT title FROM documents WHERE id = $1", id).Scan(&title)
+	ctx := r.Context()
+	chain := chainOf(ctx)
+	d := document{ID: id}
+	var k int32
+	err := tenantctx.Session(ctx).QueryRow(ctx, queriesFor(len(chain)).one, id, chain).Scan(&k, &d.Title, &d.Translations)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		http.Error(w, "document not found", http.StatusNotFound)
 	case err != nil:
 		a.serverError(w, r, "could not read the document", err)
 	default:
-		writeJSON(w, http.StatusOK, present(r, id, title, true))
+		d.Locale = servedIn(ctx, chain, k)
+		writeJSON(w, http.StatusOK, d)
 	}
 }
 

@@ -229,3 +229,34 @@ func TestPageAndForm(t *testing.T) {
 		})
 	}
 }
+
+// A title is served in the first language of the request's chain it has (the locale,
+// the default, then any served locale), and says which; one in none of them is empty,
+// in the request's locale. Both for one document and for the list.
+func TestTitleFallback(t *testing.T) {
+	f := newFixture(t, app.Config{})
+	tn := f.tenant(t)
+	_, err := f.pool.Exec(context.Background(), `INSERT INTO "`+tn+`".documents (id, title) VALUES
+		(1, '{"de": "Nur Deutsch"}'), (2, '{"fr": "Bonjour"}'), (3, '{"en": "Both", "de": "Beides"}')`)
+	require.NoError(t, err)
+	translations := []map[string]string{{"de": "Nur Deutsch"}, {"fr": "Bonjour"}, {"en": "Both", "de": "Beides"}}
+	for _, tc := range []struct {
+		lang string
+		want []doc
+	}{
+		{"en", []doc{{ID: 1, Title: "Nur Deutsch", Locale: "de"}, {ID: 2, Title: "", Locale: "en"}, {ID: 3, Title: "Both", Locale: "en"}}},
+		{"de-AT", []doc{{ID: 1, Title: "Nur Deutsch", Locale: "de"}, {ID: 2, Title: "", Locale: "de"}, {ID: 3, Title: "Beides", Locale: "de"}}},
+	} {
+		t.Run(tc.lang, func(t *testing.T) {
+			rec := f.do(bySubdomain, tn, "GET", "/documents", "", "Accept-Language", tc.lang)
+			require.Equal(t, 200, rec.Code, rec.Body.String())
+			assert.Equal(t, tc.want, decode[[]doc](t, rec.Body))
+			for i, want := range tc.want {
+				rec := f.do(byPath, tn, "GET", fmt.Sprintf("/documents/%d", want.ID), "", "Accept-Language", tc.lang)
+				require.Equal(t, 200, rec.Code, rec.Body.String())
+				want.Translations = translations[i]
+				assert.Equal(t, want, decode[doc](t, rec.Body))
+			}
+		})
+	}
+}
