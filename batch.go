@@ -71,7 +71,7 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 		if err := pl.Sync(); err != nil {
 			return nil, err
 		}
-		if err := s.readHead(p, head); err != nil || p.err != nil {
+		if err := s.readHead(p, st, head); err != nil || p.err != nil {
 			return failedBatch(p), err
 		}
 		for i, sql := range unknown {
@@ -95,7 +95,7 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 			return failedBatch(p), nil
 		}
 		pl = conn.PgConn().StartPipeline(ctx)
-		p.pl, head = pl, batchHead{}
+		p.pl, head = pl, pipelineHead{}
 	}
 
 	// Every query's arguments are encoded before any query is queued: a batch whose
@@ -107,7 +107,7 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 			if err := pl.Sync(); err != nil {
 				return nil, err
 			}
-			if err := s.readHead(p, head); err != nil {
+			if err := s.readHead(p, st, head); err != nil {
 				return nil, err
 			}
 			return failedBatch(p), nil
@@ -134,7 +134,7 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 	if err := pl.Sync(); err != nil {
 		return nil, err
 	}
-	if err := s.readHead(p, head); err != nil {
+	if err := s.readHead(p, st, head); err != nil {
 		return nil, err
 	}
 	br.err = p.err // a savepoint command failed: the batch did not run
@@ -142,51 +142,6 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 		st.add(name)
 	}
 	return br, nil
-}
-
-// batchHead is what goes before a pipeline's statements: the begin, statements to
-// close, queued savepoint commands.
-type batchHead struct{ begin, closing, pending int }
-
-// sendHead queues the begin (when asked), the closing of evicted statements and the
-// queued savepoint commands.
-func (s *session) sendHead(pl *pgconn.Pipeline, st *connState, begin bool) batchHead {
-	var h batchHead
-	if begin {
-		parts := s.beginParts()
-		for _, q := range parts {
-			pl.SendQueryParams(q, nil, nil, nil, nil)
-		}
-		h.begin = len(parts)
-	}
-	for _, name := range st.closing {
-		pl.SendDeallocate(name)
-	}
-	h.closing, st.closing = len(st.closing), nil
-	for _, q := range s.pending {
-		pl.SendQueryParams(q, nil, nil, nil, nil)
-	}
-	h.pending, s.pending = len(s.pending), nil
-	return h
-}
-
-// readHead reads the results of what sendHead queued. A failed begin is returned (the
-// pipeline read to its end); a failed savepoint command is the statements' error.
-func (s *session) readHead(p *pipelined, h batchHead) error {
-	if h.begin > 0 {
-		if err := p.readBegin(h.begin); err != nil {
-			return err
-		}
-	}
-	for range h.closing {
-		if _, p.err = p.pl.GetResults(); p.err != nil {
-			return nil
-		}
-	}
-	if h.pending > 0 {
-		p.err = p.readPlain(h.pending)
-	}
-	return nil
 }
 
 // ownBatch is the pgx.BatchResults of a batch the session sent itself.

@@ -29,6 +29,13 @@ type binding struct {
 	begin      string
 	beginParts []string
 	bindParts  []string
+	// In pgx's default mode the begin goes as prepared statements (head.go): BEGIN
+	// (beginStmt, prepared as beginName), lock, and bindSQL with bindArgs.
+	beginStmt, beginName, lock string
+	bindArgs                   [][]byte
+	// plainHead and preparedHead are the begin's results as readHead expects them,
+	// sent unnamed, and (the prepared begin in the steady state) prepared.
+	plainHead, preparedHead []string
 	// check fails with SQLSTATE 22012 (a division by zero) unless the transaction is
 	// still the one begin bound: the handler did not ROLLBACK, COMMIT, COMMIT AND
 	// CHAIN, RESET ALL or change search_path. It also answers the transaction's id if
@@ -62,7 +69,15 @@ func newBinding(t schema.Tenant, isolation string) *binding {
 		"SET LOCAL tenant.schema TO " + lit,
 	}
 	bind := "; " + strings.Join(bindParts, "; ")
+	beginStmt := "BEGIN ISOLATION LEVEL " + isolation
 	return &binding{
+		beginStmt:    beginStmt,
+		beginName:    helperName(beginStmt),
+		lock:         bindParts[0],
+		plainHead:    make([]string, 1+len(bindParts)),
+		preparedHead: []string{"", "", ""},
+		bindArgs: [][]byte{[]byte(t.Name), // and the search path after the tenant's schema
+			[]byte(strings.TrimPrefix(schema.SearchPath(t.Name), pgx.Identifier{t.Name}.Sanitize()))},
 		bindParts:   bindParts,
 		beginParts:  append([]string{"BEGIN ISOLATION LEVEL " + isolation}, bindParts...),
 		check:       check,

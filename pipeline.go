@@ -129,21 +129,7 @@ func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connSta
 	}
 
 	p := &pipelined{pl: conn.PgConn().StartPipeline(ctx)}
-	if begin {
-		for _, q := range s.beginParts() {
-			p.pl.SendQueryParams(q, nil, nil, nil, nil)
-		}
-	}
-	closing := st.closing
-	st.closing = nil
-	for _, name := range closing {
-		p.pl.SendDeallocate(name)
-	}
-	pending := s.pending
-	s.pending = nil
-	for _, q := range pending {
-		p.pl.SendQueryParams(q, nil, nil, nil, nil)
-	}
+	head := s.sendHead(p.pl, st, begin)
 	var name string
 	switch {
 	case st.mode == pgx.QueryExecModeExec:
@@ -166,20 +152,11 @@ func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connSta
 	if err := p.pl.Sync(); err != nil {
 		return nil, err // the connection is closed
 	}
-	if begin {
-		if err := p.readBegin(len(s.beginParts())); err != nil {
-			return nil, err
-		}
+	if err := s.readHead(p, st, head); err != nil {
+		return nil, err
 	}
-	for range closing {
-		if _, p.err = p.pl.GetResults(); p.err != nil {
-			return p, nil
-		}
-	}
-	if len(pending) > 0 {
-		if p.err = p.readPlain(len(pending)); p.err != nil {
-			return p, nil
-		}
+	if p.err != nil { // a savepoint command failed: the statement was skipped
+		return p, nil
 	}
 	switch {
 	case st.mode == pgx.QueryExecModeExec || (sd != nil && !st.named()):
@@ -229,20 +206,23 @@ func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connSta
 // beginOnly begins (when asked) without a statement, whose error was found before
 // anything was sent: it is the result, the transaction begun as if it had run.
 func (s *session) beginOnly(ctx context.Context, conn *pgx.Conn, begin bool, stmtErr error) (*pipelined, error) {
-	p := &pipelined{pl: conn.PgConn().StartPipeline(ctx), err: stmtErr}
+	p := &pipelined{pl: conn.PgConn().StartPipeline(ctx)}
 	if begin {
-		for _, q := range s.beginParts() {
-			p.pl.SendQueryParams(q, nil, nil, nil, nil)
-		}
-	}
-	if err := p.pl.Sync(); err != nil {
-		return nil, err
-	}
-	if begin {
-		if err := p.readBegin(len(s.beginParts())); err != nil {
+		st := stateOf(conn)
+		pending := s.pending
+		s.pending = nil // they stay queued for the next statement
+		head := s.sendHead(p.pl, st, true)
+		s.pending = pending
+		if err := p.pl.Sync(); err != nil {
 			return nil, err
 		}
+		if err := s.readHead(p, st, head); err != nil {
+			return nil, err
+		}
+	} else if err := p.pl.Sync(); err != nil {
+		return nil, err
 	}
+	p.err = stmtErr
 	return p, nil
 }
 
@@ -408,7 +388,7 @@ func (s *session) describeWithBegin(ctx context.Context, conn *pgx.Conn, sql str
 	if err := p.pl.Sync(); err != nil {
 		return nil, nil, err
 	}
-	if err := s.readHead(p, head); err != nil {
+	if err := s.readHead(p, st, head); err != nil {
 		return nil, nil, err
 	}
 	if p.err == nil {

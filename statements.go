@@ -71,6 +71,7 @@ type connState struct {
 	closing  []string // evicted: closed in the next round trip
 	builder  pgx.ExtendedQueryBuilder
 	tracer   pgx.QueryTracer // the connection's, told of the statements the session sends itself
+	ready    map[string]bool // the session's own statements (begin, bind, end) prepared there
 }
 
 // connStateKey holds a connection's connState in pgconn's per-connection data.
@@ -82,7 +83,7 @@ func stateOf(conn *pgx.Conn) *connState {
 		return st
 	}
 	cfg := conn.Config() // a copy: once per connection
-	st := &connState{mode: cfg.DefaultQueryExecMode, capacity: cfg.StatementCacheCapacity, prepared: map[string]*list.Element{}}
+	st := &connState{mode: cfg.DefaultQueryExecMode, capacity: cfg.StatementCacheCapacity, prepared: map[string]*list.Element{}, ready: map[string]bool{}}
 	st.tracer, _ = cfg.Tracer.(pgx.QueryTracer)
 	if st.capacity <= 0 {
 		st.capacity = 512

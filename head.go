@@ -1,0 +1,116 @@
+package tenant
+
+import (
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// What goes before a pipeline's statements: the begin (when the transaction begins
+// there), the closing of evicted statements, and the queued savepoint commands.
+//
+// In pgx's default mode the begin's constant parts are statements prepared once per
+// connection (BEGIN at the level asked, and the set_config of search_path and the
+// tenant.schema marker, with the tenant as parameters): nothing to parse or plan on
+// each request. The LOCK of the version marker names the tenant's table, so it is
+// parsed each time (a utility statement: nothing to plan). Other modes (PgBouncer
+// without prepared statements) send every part unnamed.
+
+// bindSQL sets what SET LOCAL search_path and SET LOCAL tenant.schema set: $1 is the
+// tenant, $2 the rest of its search path. quote_ident quotes the tenant as SET does
+// (only when needed), so SHOW search_path reads the same either way.
+const bindSQL = "SELECT set_config('search_path', quote_ident($1) || $2, true), set_config('tenant.schema', $1, true)"
+
+// bindName is bindSQL's prepared statement.
+const bindName = "tenant_bind"
+
+// helperName names the prepared statement of one of the session's own statements
+// (BEGIN ISOLATION LEVEL SERIALIZABLE: tenant_begin_isolation_level_serializable).
+func helperName(sql string) string {
+	return "tenant_" + strings.ToLower(strings.ReplaceAll(sql, " ", "_"))
+}
+
+// pipelineHead is what sendHead queued, for readHead.
+type pipelineHead struct {
+	begin   []string // the begin's results in order: a helper statement's name where its description comes, "" for a statement's result
+	closing int
+	pending int
+}
+
+// sendHead queues the begin (when asked), the closing of evicted statements and the
+// queued savepoint commands.
+func (s *session) sendHead(pl *pgconn.Pipeline, st *connState, begin bool) pipelineHead {
+	var h pipelineHead
+	switch {
+	case begin && st.named():
+		stmt, name := s.b.beginStmt, s.b.beginName
+		if s.isolation != "" || s.readOnly {
+			stmt = beginStatement(s.b.isolation, s.isolation, s.readOnly)
+			name = helperName(stmt)
+		}
+		// Each is prepared right before its first use: a statement parsed before BEGIN
+		// ran would take the snapshot BEGIN's isolation level must come before.
+		h.begin = s.b.preparedHead
+		if !st.ready[name] || !st.ready[bindName] {
+			h.begin = nil
+		}
+		if !st.ready[name] {
+			pl.SendPrepare(name, stmt, nil)
+			h.begin = append(h.begin, name)
+		}
+		pl.SendQueryPrepared(name, nil, nil, nil)
+		pl.SendQueryParams(s.b.lock, nil, nil, nil, nil)
+		if !st.ready[bindName] {
+			h.begin = append(h.begin, "", "", bindName, "")
+			pl.SendPrepare(bindName, bindSQL, nil)
+		} else if h.begin == nil {
+			h.begin = append(h.begin, "", "", "")
+		}
+		pl.SendQueryPrepared(bindName, s.b.bindArgs, nil, nil)
+	case begin:
+		parts := s.beginParts()
+		for _, q := range parts {
+			pl.SendQueryParams(q, nil, nil, nil, nil)
+		}
+		h.begin = s.b.plainHead
+	}
+	for _, name := range st.closing {
+		pl.SendDeallocate(name)
+	}
+	h.closing, st.closing = len(st.closing), nil
+	for _, q := range s.pending {
+		pl.SendQueryParams(q, nil, nil, nil, nil)
+	}
+	h.pending, s.pending = len(s.pending), nil
+	return h
+}
+
+// readHead reads the results of what sendHead queued. A failed begin is returned (the
+// pipeline read to its end); a failed savepoint command is the statements' error,
+// in p.err.
+func (s *session) readHead(p *pipelined, st *connState, h pipelineHead) error {
+	for _, name := range h.begin {
+		var err error
+		if name != "" {
+			if p.description(); p.err == nil {
+				st.ready[name] = true
+			}
+			err, p.err = p.err, nil
+		} else {
+			err = p.readPlain(1)
+		}
+		if err != nil {
+			_ = p.pl.Close()
+			return err
+		}
+	}
+	for range h.closing {
+		if _, p.err = p.pl.GetResults(); p.err != nil {
+			return nil
+		}
+	}
+	if h.pending > 0 {
+		p.err = p.readPlain(h.pending)
+	}
+	return nil
+}
