@@ -80,10 +80,17 @@ func newAdmitter(p *schema.Provisioner, policy Admission, bind func(schema.Tenan
 // admit returns the binding of an admitted tenant, or an error wrapping
 // ErrUnknownTenant or ErrUnavailable. name must be valid.
 func (a *admitter) admit(ctx context.Context, name string) (*binding, error) {
-	b, cached := a.lookup(name)
+	b, _, err := a.admitAt(ctx, name, time.Now())
+	return b, err
+}
+
+// admitAt is admit at now, the time of the call; it also reports whether the answer
+// came from the cache, at once (when it did not, time went by).
+func (a *admitter) admitAt(ctx context.Context, name string, now time.Time) (b *binding, cached bool, err error) {
+	b, cached = a.lookup(name, now)
 	if !cached {
 		ch := a.group.DoChan(name, func() (any, error) {
-			if b, cached := a.lookup(name); cached {
+			if b, cached := a.lookup(name, time.Now()); cached {
 				return b, nil
 			}
 			gen := a.generation()
@@ -101,17 +108,17 @@ func (a *admitter) admit(ctx context.Context, name string) (*binding, error) {
 		select {
 		case res := <-ch:
 			if res.Err != nil {
-				return nil, res.Err
+				return nil, false, res.Err
 			}
 			b = res.Val.(*binding)
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: waiting for the tenant check: %w", ErrUnavailable, ctx.Err())
+			return nil, false, fmt.Errorf("%w: waiting for the tenant check: %w", ErrUnavailable, ctx.Err())
 		}
 	}
 	if b == nil {
-		return nil, fmt.Errorf("%w: %q is not a tenant", ErrUnknownTenant, name)
+		return nil, cached, fmt.Errorf("%w: %q is not a tenant", ErrUnknownTenant, name)
 	}
-	return b, nil
+	return b, cached, nil
 }
 
 // refresh forgets stale (whose version marker is gone: a migration or a drop) and
@@ -152,11 +159,11 @@ func (a *admitter) check(ctx context.Context, name string) (*binding, error) {
 	return a.bind(t), nil
 }
 
-func (a *admitter) lookup(name string) (b *binding, cached bool) {
+func (a *admitter) lookup(name string, now time.Time) (b *binding, cached bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	e, found := a.cache[name]
-	if !found || time.Now().After(e.expires) {
+	if !found || now.After(e.expires) {
 		return nil, false
 	}
 	return e.b, true

@@ -28,11 +28,11 @@ func TestForgetOutranksChecksUnderWay(t *testing.T) {
 				a.forget(tt.forget)
 			}
 			a.store("acme", &binding{name: "acme"}, gen) // and ends
-			_, cached := a.lookup("acme")
+			_, cached := a.lookup("acme", time.Now())
 			assert.Equal(t, tt.remembered, cached)
 
 			a.store("acme", &binding{name: "acme"}, a.generation())
-			_, cached = a.lookup("acme")
+			_, cached = a.lookup("acme", time.Now())
 			assert.True(t, cached, "a check begun after the forget is remembered")
 		})
 	}
@@ -46,7 +46,7 @@ func TestFullAdmissionCache(t *testing.T) {
 	a.store("a", nil, a.generation())
 	a.store("b", nil, a.generation())
 	a.store("c", nil, a.generation())
-	_, cached := a.lookup("c")
+	_, cached := a.lookup("c", time.Now())
 	assert.False(t, cached, "full of fresh entries: not remembered")
 	assert.Len(t, a.cache, 2)
 
@@ -56,9 +56,9 @@ func TestFullAdmissionCache(t *testing.T) {
 	a.cache["a"] = e
 	a.mu.Unlock()
 	a.store("c", nil, a.generation())
-	_, cached = a.lookup("c")
+	_, cached = a.lookup("c", time.Now())
 	assert.True(t, cached, "an expired entry made room")
-	_, cached = a.lookup("a")
+	_, cached = a.lookup("a", time.Now())
 	assert.False(t, cached)
 	assert.Len(t, a.cache, 2)
 }

@@ -6,23 +6,32 @@ import (
 	"fmt"
 	"log/slog"
 
-	"golang.org/x/text/language"
+	"github.com/go-chi/chi/v5"
 
 	"github.com/tenantkit/tenant/internal/scope"
-	"github.com/tenantkit/tenant/locale"
 )
 
 // attempt is one run of a handler (Middleware) or of Run's function: its session, the
 // scope the application's code sees through tenantctx, the context carrying both, and
 // how its end went. end is the one place an attempt ends, for Middleware and Run.
+//
+// The scope and the context live in the attempt itself: an attempt of a request that
+// never queries costs this allocation and its session's, no more (Middleware's
+// httpAttempt adds what the handler gets to it).
 type attempt struct {
 	m     *Manager
 	name  string
 	sess  *session
-	scope *scope.Scope
-	ctx   context.Context
-	// last reports whether no attempt may follow; asked only when one would be wanted.
-	last func() bool
+	scope scope.Scope
+	// node is the context the application's code gets (context): one node over the
+	// parent's.
+	node attemptContext
+	// retries knows whether another attempt may follow; asked only when one would be
+	// wanted.
+	retries *retries
+
+	// hooksStarted: after-commit functions were started, and may still run.
+	hooksStarted bool
 
 	ended     bool  // end ran: the fields below are its verdict
 	again     bool  // the attempt should run again, if another may follow
@@ -30,14 +39,45 @@ type attempt struct {
 	err       error // otherwise: the lifecycle error, nil when the attempt's work stands
 }
 
-// newAttempt makes an attempt's session and scope, and the context that carries them
-// with the locale: what Middleware and Run give the application's code.
-func (m *Manager) newAttempt(ctx context.Context, b *binding, tag language.Tag, last func() bool) *attempt {
-	sess := m.newSession(b)
-	sc := &scope.Scope{Schema: b.name, Session: sess}
-	ctx = locale.NewContext(scope.NewContext(ctx, sc), tag, m.DefaultLocale())
-	return &attempt{m: m, name: b.name, sess: sess, scope: sc, ctx: ctx, last: last}
+// attemptContext is an attempt's context: one node over the request's (or Run's)
+// context that answers for the scope, the locale and, in a chi router, the attempt's
+// own routing state, where context.WithValue would take a node (and an allocation)
+// each.
+type attemptContext struct {
+	context.Context
+	scope *scope.Scope
+	// locale answers for the locale package's key alone (see Manager.localeContext).
+	locale context.Context
+	// route is the attempt's copy of chi's routing state; nil outside chi.
+	route *chi.Context
 }
+
+// Value answers for the attempt's values, then asks the parent.
+func (c *attemptContext) Value(key any) any {
+	switch {
+	case scope.IsKey(key):
+		return c.scope
+	case c.route != nil && key == chi.RouteCtxKey:
+		return c.route
+	}
+	if v := c.locale.Value(key); v != nil {
+		return v
+	}
+	return c.Context.Value(key)
+}
+
+// init makes a's session and scope, and the context that carries them with the
+// locale (a context answering for it alone: Manager.localeContext) over parent: what
+// Middleware and Run give the application's code.
+func (a *attempt) init(m *Manager, parent context.Context, b *binding, locale context.Context, retries *retries) {
+	a.m, a.name, a.retries = m, b.name, retries
+	a.sess = m.newSession(b)
+	a.scope.Schema, a.scope.Session = b.name, a.sess
+	a.node = attemptContext{Context: parent, scope: &a.scope, locale: locale}
+}
+
+// context is the context the application's code gets.
+func (a *attempt) context() context.Context { return &a.node }
 
 // binding is what the next attempt starts from: refreshed when a migration moved the
 // tenant's version under this one.
@@ -59,7 +99,7 @@ func (a *attempt) end(ok bool) (retry bool, err error) {
 		a.again, a.exhausted, a.err = a.decide(ok && !a.scope.RollbackOnly())
 	}
 	switch {
-	case a.again && !a.last():
+	case a.again && !a.retries.last():
 		return true, nil
 	case a.again:
 		return false, a.exhausted
@@ -83,17 +123,17 @@ func (a *attempt) decide(commit bool) (again bool, exhausted, err error) {
 	if conflict || beginErr != nil {
 		commit = false
 	}
-	err = s.finish(a.ctx, commit)
+	err = s.finish(a.context(), commit)
 	switch {
 	case errors.Is(err, ErrTransactionLost) && commit:
 		return false, nil, fmt.Errorf("%w: %w", ErrCommitFailed, err)
 	case errors.Is(err, ErrTransactionLost):
 		return false, nil, err
 	case errors.Is(err, errRollbackFailed):
-		a.m.log.WarnContext(a.ctx, "tenant: rollback failed", slog.String("tenant", a.name), slog.Any("error", err))
+		a.m.log.WarnContext(a.context(), "tenant: rollback failed", slog.String("tenant", a.name), slog.Any("error", err))
 		err = nil
 	}
-	switch again = conflict || errors.Is(err, errRerun) || isRetryable(err); {
+	switch again = conflict || err != nil && (errors.Is(err, errRerun) || isRetryable(err)); {
 	case !again && beginErr != nil:
 		return false, nil, beginErr
 	case !again && err != nil:

@@ -28,11 +28,12 @@ func (a *attempt) afterResponse(w http.ResponseWriter, status int) {
 		return
 	}
 	h := a.m.hooks
+	a.hooksStarted = true
 	h.wg.Add(1) // counted before the answer leaves: whoever saw it can wait for them
 	_ = http.NewResponseController(w).Flush()
 	go func() {
 		defer h.wg.Done()
-		h.run(a.ctx, a.name, fns)
+		h.run(a.context(), a.name, fns)
 	}()
 }
 

@@ -1,29 +1,10 @@
 package tenant
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"sync"
-
-	"github.com/go-chi/chi/v5"
 )
-
-// attemptRequest is the request one attempt hands the handler: the attempt's context,
-// the body from the start, and its own copy of the router state. chi routes by
-// rewriting its route context in place (the path left to match, URL parameters,
-// patterns), and a handler may rewrite the URL: without copies, a retry would route
-// what the first attempt left behind (a 404, or another handler).
-func attemptRequest(r *http.Request, ctx context.Context, body *replayBody) *http.Request {
-	if rctx := chi.RouteContext(ctx); rctx != nil {
-		ctx = context.WithValue(ctx, chi.RouteCtxKey, rctx.Clone())
-	}
-	r2 := r.WithContext(ctx)
-	u := *r.URL
-	r2.URL = &u
-	r2.Body = body.reader()
-	return r2
-}
 
 // replayBody gives each attempt the request body from the start. It reads the body
 // only as the handler does (so Expect: 100-continue works, and a body the handler does
@@ -39,11 +20,13 @@ type replayBody struct {
 	done  error  // src's final error: io.EOF, or why it failed
 }
 
-func newReplayBody(r *http.Request, limit int64) *replayBody {
+// init readies b, unused so far, for r's body.
+func (b *replayBody) init(r *http.Request, limit int64) {
 	if r.Body == nil || r.Body == http.NoBody {
-		return &replayBody{done: io.EOF}
+		b.done = io.EOF
+		return
 	}
-	return &replayBody{src: r.Body, limit: limit}
+	b.src, b.limit = r.Body, limit
 }
 
 // replayable reports whether another attempt can get the whole body the handler read.
@@ -53,12 +36,14 @@ func (b *replayBody) replayable() bool {
 	return !b.over && (b.done == nil || b.done == io.EOF)
 }
 
-// reader returns the body for an attempt: what earlier attempts read, then the rest.
-func (b *replayBody) reader() io.ReadCloser {
+// reader returns the body for an attempt, through view (the attempt's, unused so
+// far): what earlier attempts read, then the rest.
+func (b *replayBody) reader(view *attemptBody) io.ReadCloser {
 	if b.src == nil {
 		return http.NoBody
 	}
-	return &attemptBody{b: b}
+	view.b = b
+	return view
 }
 
 // attemptBody is one attempt's view of the body. Closing it does nothing: net/http

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"golang.org/x/text/language"
 )
@@ -36,19 +37,25 @@ func (m *Manager) Run(ctx context.Context, name string, fn func(ctx context.Cont
 	for _, o := range opts {
 		o(&settings)
 	}
-	b, err := m.check(ctx, name)
+	b, start, err := m.check(ctx, name, time.Now())
 	if err != nil {
 		return err
 	}
-	if !m.repeat(ctx, name, func(last func() bool) (retry bool) {
-		a := m.newAttempt(ctx, b, settings.locale, last)
-		retry, err = a.run(fn)
+	loc := m.localeContext(settings.locale)
+	rs := new(retries)
+	rs.start(ctx, m, nil, start)
+	for {
+		a := new(attempt)
+		a.init(m, ctx, b, loc, rs)
+		retry, err := a.run(fn)
 		b = a.binding()
-		return retry
-	}) {
-		return ctx.Err()
+		if !retry {
+			return err
+		}
+		if !rs.pause(ctx, name) {
+			return ctx.Err()
+		}
 	}
-	return err
 }
 
 // run runs fn once and ends the transaction: Run's contract on top of attempt.end.
@@ -59,10 +66,11 @@ func (a *attempt) run(fn func(context.Context) error) (retry bool, err error) {
 			_, _ = a.end(false)
 		}
 	}()
-	fnErr := fn(a.ctx)
+	ctx := a.context()
+	fnErr := fn(ctx)
 	finished = true
 
-	cancelled := a.ctx.Err() != nil
+	cancelled := ctx.Err() != nil
 	retry, err = a.end(fnErr == nil && !cancelled)
 	switch {
 	case retry:
@@ -74,10 +82,10 @@ func (a *attempt) run(fn func(context.Context) error) (retry bool, err error) {
 	case err != nil:
 		return false, err
 	case cancelled:
-		return false, a.ctx.Err()
+		return false, ctx.Err()
 	}
 	if fns := a.scope.AfterCommit(); len(fns) > 0 && a.succeeded(true) {
-		a.m.hooks.run(a.ctx, a.name, fns) // before Run returns: a job expects its side effects done
+		a.m.hooks.run(ctx, a.name, fns) // before Run returns: a job expects its side effects done
 	}
 	return false, nil
 }

@@ -121,12 +121,16 @@ type Config struct {
 // Manager wires the pool, provisioning, admission and the session lifecycle. It is
 // safe for concurrent use; make one per database.
 type Manager struct {
-	pool         *pgxpool.Pool
-	ownPool      bool
-	provisioner  *schema.Provisioner
-	admission    *admitter
-	resolver     middleware.Resolver
-	negotiator   *locale.Negotiator // nil without Config.Locales
+	pool        *pgxpool.Pool
+	ownPool     bool
+	provisioner *schema.Provisioner
+	admission   *admitter
+	resolver    middleware.Resolver
+	negotiator  *locale.Negotiator // nil without Config.Locales
+	// locales are the locales a request may get (the supported ones; without
+	// Config.Locales, only language.Und), each with the context attempts answer
+	// locale's key from, made once.
+	locales      []localeEntry
 	isolation    string
 	attempts     int
 	retryTimeout time.Duration
@@ -159,6 +163,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if len(cfg.Locales) > 0 {
 		m.negotiator = locale.NewNegotiator(cfg.Locales...)
 	}
+	m.locales = localeEntries(m.negotiator)
 	if m.retryTimeout <= 0 {
 		m.retryTimeout = DefaultRetryTimeout
 	}
@@ -254,10 +259,59 @@ func (m *Manager) DefaultLocale() language.Tag {
 	return m.negotiator.Default()
 }
 
-// check validates and admits a tenant: the shared front half of Middleware and Run.
-func (m *Manager) check(ctx context.Context, name string) (*binding, error) {
-	if err := m.provisioner.Validate(name); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnknownTenant, err)
+// localeEntry is one locale a request may get: the tag, its Content-Language value,
+// and a context carrying it (and the default) for the locale package, alone.
+type localeEntry struct {
+	tag  language.Tag
+	name string
+	ctx  context.Context
+}
+
+// localeEntries makes the entries of n's locales, or of language.Und without n. Each
+// context is made over context.Background, which answers nothing else: an attempt's
+// context asks it for any key before its parent (attemptContext.Value), instead of
+// adding a node of its own for every request.
+func localeEntries(n *locale.Negotiator) []localeEntry {
+	tags, def := []language.Tag{language.Und}, language.Und
+	if n != nil {
+		tags, def = n.Supported(), n.Default()
 	}
-	return m.admission.admit(ctx, name)
+	entries := make([]localeEntry, len(tags))
+	for i, tag := range tags {
+		entries[i] = localeEntry{tag: tag, name: tag.String(), ctx: locale.NewContext(context.Background(), tag, def)}
+	}
+	return entries
+}
+
+// localeEntry returns the entry of tag, or nil when tag is not one of m.locales.
+func (m *Manager) localeEntry(tag language.Tag) *localeEntry {
+	for i := range m.locales {
+		if m.locales[i].tag == tag {
+			return &m.locales[i]
+		}
+	}
+	return nil
+}
+
+// localeContext returns a context carrying tag (and the default locale) for the
+// locale package, and answering nothing else.
+func (m *Manager) localeContext(tag language.Tag) context.Context {
+	if e := m.localeEntry(tag); e != nil {
+		return e.ctx
+	}
+	return locale.NewContext(context.Background(), tag, m.DefaultLocale()) // Run's WithLocale of another tag
+}
+
+// check validates and admits a tenant: the shared front half of Middleware and Run.
+// It also returns when the lifecycle starts (what RetryTimeout counts from): now, the
+// time of the call, unless admission had to ask the database.
+func (m *Manager) check(ctx context.Context, name string, now time.Time) (*binding, time.Time, error) {
+	if err := m.provisioner.Validate(name); err != nil {
+		return nil, now, fmt.Errorf("%w: %w", ErrUnknownTenant, err)
+	}
+	b, cached, err := m.admission.admitAt(ctx, name, now)
+	if !cached {
+		now = time.Now()
+	}
+	return b, now, err
 }

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/text/language"
 )
@@ -27,6 +28,45 @@ const (
 type Negotiator struct {
 	supported []language.Tag
 	matcher   language.Matcher
+	// Matching with x/text costs microseconds and allocations per request; its answers
+	// (an index into supported) are remembered for the strings clients send: tags
+	// (query, cookie) and whole Accept-Language headers.
+	tags, headers answers
+}
+
+// answers remembers which supported locale (its index, -1 for none) a string
+// matched. It is bounded: it starts afresh when full, so a flood of distinct strings
+// costs what matching costs, and no memory.
+type answers struct {
+	mu sync.RWMutex
+	m  map[string]int
+}
+
+// Bounds of answers: how many strings, and how long a string, are remembered.
+const (
+	maxAnswers   = 512
+	maxAnswerKey = 256
+)
+
+// get returns the answer for s, computed by match on first sight.
+func (a *answers) get(s string, match func(string) int) int {
+	if len(s) > maxAnswerKey {
+		return match(s)
+	}
+	a.mu.RLock()
+	i, ok := a.m[s]
+	a.mu.RUnlock()
+	if ok {
+		return i
+	}
+	i = match(s)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil || len(a.m) >= maxAnswers {
+		a.m = make(map[string]int)
+	}
+	a.m[strings.Clone(s)] = i // not a slice of a larger string the request holds
+	return i
 }
 
 // NewNegotiator serves the given locales; the first is the default. It panics when
@@ -48,39 +88,63 @@ func (n *Negotiator) Supported() []language.Tag { return append([]language.Tag(n
 // matcher's own result can carry "-u-rg-" extensions): ?locale=, then the locale
 // cookie's value, then Accept-Language, then the default. A query or cookie value that
 // matches nothing supported is ignored.
+//
+// It allocates nothing once it has seen the strings a request carries.
 func (n *Negotiator) Negotiate(r *http.Request) language.Tag {
-	if tag, ok := n.Match(r.URL.Query().Get(QueryParam)); ok {
+	if tag, ok := n.Match(queryValue(r.URL, QueryParam)); ok {
 		return tag
 	}
-	if c, err := r.Cookie(CookieName); err == nil {
-		if tag, ok := n.Match(c.Value); ok {
+	if v, ok := cookieValue(r, CookieName); ok {
+		if tag, ok := n.Match(v); ok {
 			return tag
 		}
 	}
-	if tags := ParseAcceptLanguage(r.Header.Get("Accept-Language")); len(tags) > 0 {
-		if _, i, conf := n.matcher.Match(tags...); conf != language.No {
+	if header := firstHeader(r.Header, "Accept-Language"); header != "" {
+		if i := n.headers.get(header, n.matchHeader); i >= 0 {
 			return n.supported[i]
 		}
 	}
 	return n.Default()
 }
 
+// matchHeader matches an Accept-Language header: the index of the supported locale,
+// or -1.
+func (n *Negotiator) matchHeader(header string) int {
+	if tags := ParseAcceptLanguage(header); len(tags) > 0 {
+		if _, i, conf := n.matcher.Match(tags...); conf != language.No {
+			return i
+		}
+	}
+	return -1
+}
+
 // Match returns the supported locale for one tag as a user wrote it ("de-CH", "en"),
 // and whether there was one.
 func (n *Negotiator) Match(s string) (language.Tag, bool) {
-	s = strings.TrimSpace(s)
 	if s == "" {
 		return language.Und, false
 	}
+	if i := n.tags.get(s, n.matchTag); i >= 0 {
+		return n.supported[i], true
+	}
+	return language.Und, false
+}
+
+// matchTag matches one tag: the index of the supported locale, or -1.
+func (n *Negotiator) matchTag(s string) int {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return -1
+	}
 	tag, err := language.Parse(s)
 	if err != nil {
-		return language.Und, false
+		return -1
 	}
 	_, i, conf := n.matcher.Match(tag)
 	if conf == language.No {
-		return language.Und, false
+		return -1
 	}
-	return n.supported[i], true
+	return i
 }
 
 // ParseAcceptLanguage returns the tags of an Accept-Language header by descending

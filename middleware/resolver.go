@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/textproto"
 	"net/url"
 	"sort"
 	"strings"
@@ -14,6 +15,10 @@ import (
 // Resolver finds the raw tenant name in a request. It returns "" when the request
 // names no tenant, and the request to hand on (the same one unless the resolver
 // rewrites it, as PathPrefix does). The name is validated afterwards, not here.
+//
+// The resolvers here run for every request and allocate nothing for the usual forms
+// (PathPrefix only the request it hands on); escaped paths and upper-case hosts cost
+// an allocation or two.
 type Resolver func(r *http.Request) (tenant string, next *http.Request)
 
 // Subdomain takes the tenant from the label left of one of the base domains:
@@ -35,13 +40,17 @@ func Subdomain(bases ...string) Resolver {
 		norm[i] = nb
 	}
 	sort.Slice(norm, func(i, j int) bool { return len(norm[i]) > len(norm[j]) })
+	dotted := make([]string, len(norm)) // ".example.com", made once
+	for i, b := range norm {
+		dotted[i] = "." + b
+	}
 	return func(r *http.Request) (string, *http.Request) {
 		host := normalizeHost(requestHost(r))
-		for _, base := range norm {
+		for i, base := range norm {
 			if host == base {
 				return "", r
 			}
-			if label, ok := strings.CutSuffix(host, "."+base); ok {
+			if label, ok := strings.CutSuffix(host, dotted[i]); ok {
 				if label == "www" || label == "" || strings.Contains(label, ".") {
 					return "", r
 				}
@@ -86,13 +95,16 @@ func PathPrefix(prefix string) Resolver {
 	if prefix == "/" {
 		prefix = ""
 	}
+	prefix += "/"
 	return func(r *http.Request) (string, *http.Request) {
-		rest, ok := strings.CutPrefix(r.URL.EscapedPath(), prefix+"/")
+		rest, ok := strings.CutPrefix(r.URL.EscapedPath(), prefix)
 		if !ok {
 			return "", r
 		}
-		segment, tail, _ := strings.Cut(rest, "/")
-		tail = "/" + tail
+		segment, tail := rest, "/"
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			segment, tail = rest[:i], rest[i:]
+		}
 		name, err := url.PathUnescape(segment)
 		if err != nil || name == "" {
 			return "", r
@@ -101,17 +113,22 @@ func PathPrefix(prefix string) Resolver {
 		if err != nil {
 			return "", r
 		}
-		r2 := new(http.Request)
-		*r2 = *r
-		r2.URL = new(url.URL)
-		*r2.URL = *r.URL
-		r2.URL.Path = path
-		r2.URL.RawPath = ""
+		next := new(rewritten) // the request and its URL in one allocation
+		next.r, next.u = *r, *r.URL
+		next.r.URL = &next.u
+		next.u.Path = path
+		next.u.RawPath = ""
 		if path != tail {
-			r2.URL.RawPath = tail
+			next.u.RawPath = tail
 		}
-		return name, r2
+		return name, &next.r
 	}
+}
+
+// rewritten is a request PathPrefix hands on, with its own URL.
+type rewritten struct {
+	r http.Request
+	u url.URL
 }
 
 // URLParam takes the tenant from a chi URL parameter, e.g. for routes mounted at
@@ -136,8 +153,9 @@ func PathValue(key string) Resolver {
 // client sent. Proxies that merge copies into one value ("a, b") are caught later: the
 // comma fails validation.
 func Header(name string) Resolver {
+	key := textproto.CanonicalMIMEHeaderKey(name) // as Header.Values has it, once
 	return func(r *http.Request) (string, *http.Request) {
-		values := r.Header.Values(name)
+		values := r.Header[key]
 		if len(values) != 1 {
 			return "", r
 		}
@@ -163,6 +181,9 @@ func First(resolvers ...Resolver) Resolver {
 // case folding would turn look-alikes such as the Kelvin sign into letters) become "".
 func normalizeHost(h string) string {
 	h = strings.TrimSpace(h)
+	if host, ok := plainHost(h); ok {
+		return host
+	}
 	if host, port, err := net.SplitHostPort(h); err == nil {
 		if strings.Trim(port, "0123456789") != "" {
 			return ""
@@ -195,4 +216,44 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// plainHost is normalizeHost for the hosts requests carry, without allocating: a name
+// of letters, digits, '-', '_' and '.', with a numeric port or none (h is trimmed).
+// It reports false for anything else (an IPv6 address, a stray colon or bracket, a
+// name that is not ASCII), which normalizeHost then takes apart in full.
+func plainHost(h string) (string, bool) {
+	host, port, hasPort := strings.Cut(h, ":")
+	if hasPort {
+		for i := 0; i < len(port); i++ {
+			switch c := port[i]; {
+			case c == ':' || c == '[' || c == ']' || c >= 0x80:
+				return "", false
+			case c < '0' || c > '9':
+				return "", true // as net.SplitHostPort splits it: not a port
+			}
+		}
+	}
+	digitsAndDots, upper := true, false
+	for i := 0; i < len(host); i++ {
+		switch c := host[i]; {
+		case c >= '0' && c <= '9', c == '.':
+		case c >= 'a' && c <= 'z', c == '-', c == '_':
+			digitsAndDots = false
+		case c >= 'A' && c <= 'Z':
+			digitsAndDots, upper = false, true
+		default:
+			return "", false
+		}
+	}
+	host = strings.TrimSuffix(host, ".")
+	if upper {
+		host = strings.ToLower(host)
+	}
+	if digitsAndDots && strings.Contains(host, ".") {
+		if _, err := netip.ParseAddr(host); err == nil {
+			return "", true
+		}
+	}
+	return host, true
 }

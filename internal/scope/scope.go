@@ -27,6 +27,14 @@ func NewContext(ctx context.Context, s *Scope) context.Context {
 	return context.WithValue(ctx, key{}, s)
 }
 
+// IsKey reports whether k is the key FromContext asks a context for: a context of the
+// lifecycle's own, which carries a Scope along with other values in one node, answers
+// it with its Scope.
+func IsKey(k any) bool {
+	_, ok := k.(key)
+	return ok
+}
+
 // FromContext returns the Scope in ctx, or nil.
 func FromContext(ctx context.Context) *Scope {
 	s, _ := ctx.Value(key{}).(*Scope)
