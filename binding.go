@@ -72,7 +72,7 @@ func newBinding(t schema.Tenant, isolation string) *binding {
 	beginStmt := "BEGIN ISOLATION LEVEL " + isolation
 	return &binding{
 		beginStmt:    beginStmt,
-		beginName:    helperName(beginStmt),
+		beginName:    beginName(beginStmt),
 		lock:         bindParts[0],
 		plainHead:    make([]string, 1+len(bindParts)),
 		preparedHead: []string{"", "", ""},

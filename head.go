@@ -21,13 +21,16 @@ import (
 // (only when needed), so SHOW search_path reads the same either way.
 const bindSQL = "SELECT set_config('search_path', quote_ident($1) || $2, true), set_config('tenant.schema', $1, true)"
 
-// bindName is bindSQL's prepared statement.
-const bindName = "tenant_bind"
+// bindName is bindSQL's prepared statement. The session's own statements share the
+// prefix of its statements, so that behind PgBouncer without prepared statement
+// support their loss is told apart (isLostStatement).
+const bindName = statementPrefix + "bind"
 
-// helperName names the prepared statement of one of the session's own statements
-// (BEGIN ISOLATION LEVEL SERIALIZABLE: tenant_begin_isolation_level_serializable).
-func helperName(sql string) string {
-	return "tenant_" + strings.ToLower(strings.ReplaceAll(sql, " ", "_"))
+// beginName names the prepared statement of a BEGIN (BEGIN ISOLATION LEVEL
+// SERIALIZABLE READ ONLY: tenant_stmt_begin_serializable_read_only).
+func beginName(begin string) string {
+	level := strings.TrimPrefix(begin, "BEGIN ISOLATION LEVEL ")
+	return statementPrefix + "begin_" + strings.ToLower(strings.ReplaceAll(level, " ", "_"))
 }
 
 // pipelineHead is what sendHead queued, for readHead.
@@ -46,27 +49,31 @@ func (s *session) sendHead(pl *pgconn.Pipeline, st *connState, begin bool) pipel
 		stmt, name := s.b.beginStmt, s.b.beginName
 		if s.isolation != "" || s.readOnly {
 			stmt = beginStatement(s.b.isolation, s.isolation, s.readOnly)
-			name = helperName(stmt)
+			name = beginName(stmt)
 		}
 		// Each is prepared right before its first use: a statement parsed before BEGIN
 		// ran would take the snapshot BEGIN's isolation level must come before.
-		h.begin = s.b.preparedHead
-		if !st.ready[name] || !st.ready[bindName] {
-			h.begin = nil
-		}
-		if !st.ready[name] {
+		beginReady, bindReady := st.ready[name], st.ready[bindName]
+		if !beginReady {
 			pl.SendPrepare(name, stmt, nil)
-			h.begin = append(h.begin, name)
 		}
 		pl.SendQueryPrepared(name, nil, nil, nil)
 		pl.SendQueryParams(s.b.lock, nil, nil, nil, nil)
-		if !st.ready[bindName] {
-			h.begin = append(h.begin, "", "", bindName, "")
+		if !bindReady {
 			pl.SendPrepare(bindName, bindSQL, nil)
-		} else if h.begin == nil {
-			h.begin = append(h.begin, "", "", "")
 		}
 		pl.SendQueryPrepared(bindName, s.b.bindArgs, nil, nil)
+		if h.begin = s.b.preparedHead; !beginReady || !bindReady { // as sent
+			h.begin = nil
+			if !beginReady {
+				h.begin = append(h.begin, name)
+			}
+			h.begin = append(h.begin, "", "")
+			if !bindReady {
+				h.begin = append(h.begin, bindName)
+			}
+			h.begin = append(h.begin, "")
+		}
 	case begin:
 		parts := s.beginParts()
 		for _, q := range parts {

@@ -141,6 +141,12 @@ func (s *session) begin(ctx context.Context, ride rideAlong) (rode bool, err err
 			conn.Release() // pgxpool drops a connection left inside a transaction
 			return false, s.beginFailed(ctx, fmt.Errorf("%w: %w", ErrUnavailable, err))
 		}
+		if isLostStatement(err) { // behind PgBouncer without prepared statements: see ErrPreparedStatements
+			s.note(err)
+			_ = conn.Conn().Close(ctx)
+			conn.Release()
+			return false, s.beginFailed(ctx, fmt.Errorf("%w: tenant %q: begin: %w", ErrUnavailable, s.b.name, err))
+		}
 		_, rbErr := conn.Exec(ctx, "ROLLBACK")
 		if rbErr != nil {
 			_ = conn.Conn().Close(ctx)
