@@ -15,13 +15,13 @@ import (
 // scope the application's code sees through tenantctx, the context carrying both, and
 // how its end went. end is the one place an attempt ends, for Middleware and Run.
 //
-// The scope and the context live in the attempt itself: an attempt of a request that
-// never queries costs this allocation and its session's, no more (Middleware's
+// The scope, the session and the context live in the attempt itself: an attempt of a
+// request that never queries costs this allocation, no more (Middleware's
 // httpAttempt adds what the handler gets to it).
 type attempt struct {
 	m     *Manager
 	name  string
-	sess  *session
+	sess  session // in the attempt: one allocation less
 	scope scope.Scope
 	// node is the context the application's code gets (context): one node over the
 	// parent's.
@@ -71,8 +71,8 @@ func (c *attemptContext) Value(key any) any {
 // Middleware and Run give the application's code.
 func (a *attempt) init(m *Manager, parent context.Context, b *binding, locale context.Context, retries *retries) {
 	a.m, a.name, a.retries = m, b.name, retries
-	a.sess = m.newSession(b)
-	a.scope.Schema, a.scope.Session = b.name, a.sess
+	m.initSession(&a.sess, b)
+	a.scope.Schema, a.scope.Session = b.name, &a.sess
 	a.node = attemptContext{Context: parent, scope: &a.scope, locale: locale}
 }
 
@@ -118,7 +118,7 @@ func (a *attempt) end(ok bool) (retry bool, err error) {
 // (with ErrCommitFailed when it was to commit). A failed ROLLBACK is only logged:
 // nothing was to be kept.
 func (a *attempt) decide(commit bool) (again bool, exhausted, err error) {
-	s := a.sess
+	s := &a.sess
 	conflict, lostStatement, beginErr := s.state()
 	if conflict || beginErr != nil {
 		commit = false

@@ -42,6 +42,8 @@ type binding struct {
 	// it wrote (NULL if it did not), to learn whether it committed should the
 	// connection die before COMMIT's reply.
 	check string
+	// checkArg is the prepared check's parameter: the tenant.
+	checkArg []byte
 	// commit and rollback run the check, the part of the reset that may run before
 	// the end (beforeEndSQL), end the transaction, and reset the connection (resetSQL),
 	// in one round trip: COMMIT never runs for a transaction not ours. commitApart is
@@ -60,9 +62,7 @@ type binding struct {
 
 func newBinding(t schema.Tenant, isolation string) *binding {
 	lit := quoteLiteral(t.Name) // the name is valid; quoted all the same
-	check := "SELECT 1/coalesce((current_schema() = " + lit + " AND current_setting('tenant.schema', true) = " + lit +
-		")::int, 0) AS tenant_transaction_intact, pg_current_xact_id_if_assigned()::text AS tenant_xid, " +
-		"CASE WHEN pg_current_xact_id_if_assigned() IS NOT NULL THEN extract(epoch FROM now())::text END AS tenant_xact_began; "
+	check := strings.ReplaceAll(checkSQL, "$1", lit) + "; "
 	bindParts := []string{
 		"LOCK TABLE " + schema.VersionMarker(t).Sanitize() + " IN ACCESS SHARE MODE",
 		"SET LOCAL search_path TO " + schema.SearchPath(t.Name),
@@ -81,6 +81,7 @@ func newBinding(t schema.Tenant, isolation string) *binding {
 		bindParts:   bindParts,
 		beginParts:  append([]string{"BEGIN ISOLATION LEVEL " + isolation}, bindParts...),
 		check:       check,
+		checkArg:    []byte(t.Name),
 		name:        t.Name,
 		version:     t.Version,
 		isolation:   isolation,
@@ -93,6 +94,11 @@ func newBinding(t schema.Tenant, isolation string) *binding {
 			" " + strconv.FormatUint(uint64(t.OID), 10) + "*/ ",
 	}
 }
+
+// checkSQL is the binding's check, $1 the tenant (see binding.check).
+const checkSQL = "SELECT 1/coalesce((current_schema() = $1 AND current_setting('tenant.schema', true) = $1)::int, 0) " +
+	"AS tenant_transaction_intact, pg_current_xact_id_if_assigned()::text AS tenant_xid, " +
+	"CASE WHEN pg_current_xact_id_if_assigned() IS NOT NULL THEN extract(epoch FROM now())::text END AS tenant_xact_began"
 
 // sqlIntactCheckFailed is the SQLSTATE of the binding's check (division by zero).
 const sqlIntactCheckFailed = "22012"

@@ -114,7 +114,7 @@ func TestConnectionLostOnTheLastAttempt(t *testing.T) {
 type cutter struct {
 	armed   atomic.Bool
 	how     cut
-	queries atomic.Int32        // Query messages in the write that was cut
+	queries atomic.Int32        // parts of the write that was cut the server answers on their own: Query messages, or Flush and Sync
 	crash   func(answer []byte) // crashBeforeCommit: makes the server crash, given the check's answer
 }
 
@@ -140,27 +140,41 @@ type cutConn struct {
 	c       *cutter
 	mu      sync.Mutex
 	cutting bool   // COMMIT was sent: answer what the cutter keeps, then fail
+	flushed bool   // the check went before a Flush (the prepared end): no ReadyForQuery follows its answer
 	pending []byte // what is left to pass on before failing
 	cut     bool
 }
 
 var errCut = errors.New("test: connection cut")
 
+// commitEnd reports whether p is the write that ends a transaction with COMMIT: the
+// script (the check's text and COMMIT), or the prepared end (a Bind of its COMMIT,
+// the third of its statements; the first end on a connection also parses them).
+func commitEnd(p []byte) bool {
+	return bytes.Contains(p, []byte("COMMIT")) && bytes.Contains(p, []byte("tenant_transaction_intact")) ||
+		bytes.Contains(p, []byte("tenant_stmt_end_2\x00"))
+}
+
 func (c *cutConn) Write(p []byte) (int, error) {
-	if bytes.Contains(p, []byte("COMMIT")) && bytes.Contains(p, []byte("tenant_transaction_intact")) && c.c.armed.CompareAndSwap(true, false) {
+	if commitEnd(p) && c.c.armed.CompareAndSwap(true, false) {
 		c.mu.Lock()
 		c.cutting = true
 		c.mu.Unlock()
+		checkEnd := 0 // the end of the first part answered on its own: the first Query, or up to the first Flush
 		for off := 0; off+5 <= len(p); off += 1 + int(binary.BigEndian.Uint32(p[off+1:])) {
-			if p[off] == 'Q' {
+			switch p[off] {
+			case 'Q', 'H', 'S':
 				c.c.queries.Add(1)
+				if checkEnd == 0 {
+					checkEnd, c.flushed = off+1+int(binary.BigEndian.Uint32(p[off+1:])), p[off] == 'H'
+				}
 			}
 		}
 		switch c.c.how {
 		case fatalBeforeCheck:
 			return len(p), nil
 		case crashBeforeCommit: // only the check goes
-			if _, err := c.Conn.Write(p[:1+binary.BigEndian.Uint32(p[1:])]); err != nil {
+			if _, err := c.Conn.Write(p[:checkEnd]); err != nil {
 				return 0, err
 			}
 			return len(p), nil
@@ -180,7 +194,11 @@ func (c *cutConn) Read(p []byte) (int, error) {
 		case fatalBeforeCheck:
 			c.pending = fatalTerminating()
 		case crashBeforeCommit:
-			answer, err := readUntilReady(c.Conn, 'T')
+			until := readUntilReady
+			if c.flushed {
+				until = readUntilCommandComplete
+			}
+			answer, err := until(c.Conn, 'T')
 			if err != nil {
 				return 0, err
 			}
@@ -233,6 +251,23 @@ func readUntilReady(conn net.Conn, status byte) ([]byte, error) {
 				return buf[:end], nil
 			}
 			off = end
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// readUntilCommandComplete reads backend messages up to and including the first
+// CommandComplete (status is not used: it matches readUntilReady).
+func readUntilCommandComplete(conn net.Conn, _ byte) ([]byte, error) {
+	var buf []byte
+	chunk := make([]byte, 8192)
+	for {
+		n, err := conn.Read(chunk)
+		buf = append(buf, chunk[:n]...)
+		if end := firstCommandComplete(buf); end > 0 {
+			return buf[:end], nil
 		}
 		if err != nil {
 			return nil, err

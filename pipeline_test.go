@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -217,4 +218,45 @@ func pgCode(err error) string {
 		return pgErr.Code
 	}
 	return ""
+}
+
+// Server-side code that drops every prepared statement (a function that runs
+// DEALLOCATE ALL, which the session cannot see in the SQL it sends) takes the
+// prepared end with it: nothing commits, the request runs again on a fresh connection
+// (which prepares the end after the handler's SQL ran) and its one write is stored
+// once.
+func TestDeallocatedEndRunsAgain(t *testing.T) {
+	a := newTenantName("dea")
+	e := newEnv(t, 1, tenant.Config{Resolver: byHeader}, a)
+	ctx := context.Background()
+	_, err := e.admin.Exec(ctx, `CREATE TABLE "`+a+`".once (done bool);
+		CREATE FUNCTION "`+a+`".drop_statements() RETURNS void LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NOT EXISTS (SELECT FROM once) THEN
+				INSERT INTO once VALUES (true);
+				EXECUTE 'DEALLOCATE ALL';
+			END IF;
+		END$$`)
+	require.NoError(t, err)
+	var runs atomic.Int32
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		runs.Add(1)
+		db := tenantctx.Session(r.Context())
+		if _, err := db.Exec(r.Context(), "INSERT INTO items (name) VALUES ($1)", "dealloc"); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		if _, err := db.Exec(r.Context(), "SELECT drop_statements()"); err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	}))
+	warm := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "SELECT $1::int", 1)
+		assert.NoError(t, err)
+	}))
+	require.Equal(t, 200, do(warm, "POST", "/", nil, "X-Tenant", a).Code) // the end is prepared on the one connection
+	rec := do(h, "POST", "/", nil, "X-Tenant", a)
+	assert.Equal(t, 200, rec.Code, rec.Body.String())
+	assert.Equal(t, 1, e.items(t, a, "dealloc"))
+	assert.Equal(t, int32(2), runs.Load(), "the first attempt's end found its statements gone")
 }

@@ -45,17 +45,14 @@ const deallocateSQL = "DO $$DECLARE n text; BEGIN FOR n IN SELECT name FROM pg_c
 var pgbouncerParams = []string{"application_name", "client_encoding", "datestyle", "intervalstyle",
 	"standard_conforming_strings", "timezone"}
 
-// resetKey holds a connection's reset in pgconn's per-connection data.
-const resetKey = "tenant.reset"
-
 // resetFor returns the reset for conn: resetSQL, then SET for each start-up parameter
 // PgBouncer keeps (none for most connections). It is built once per connection. Only
 // those parameters: setting another (search_path) behind PgBouncer would reach its
 // next client.
 func resetFor(conn *pgx.Conn) string {
-	data := conn.PgConn().CustomData()
-	if s, ok := data[resetKey].(string); ok {
-		return s
+	st := stateOf(conn)
+	if st.reset != "" {
+		return st.reset
 	}
 	params := conn.Config().RuntimeParams
 	keys := make([]string, 0, len(params))
@@ -65,11 +62,10 @@ func resetFor(conn *pgx.Conn) string {
 		}
 	}
 	slices.Sort(keys)
-	var sql strings.Builder
-	sql.WriteString(resetSQL)
+	st.params = nil
 	for _, k := range keys {
-		sql.WriteString("; SET " + pgx.Identifier{strings.ToLower(k)}.Sanitize() + " TO " + quoteLiteral(params[k]))
+		st.params = append(st.params, "SET "+pgx.Identifier{strings.ToLower(k)}.Sanitize()+" TO "+quoteLiteral(params[k]))
 	}
-	data[resetKey] = sql.String()
-	return sql.String()
+	st.reset = strings.Join(append([]string{resetSQL}, st.params...), "; ")
+	return st.reset
 }

@@ -58,8 +58,9 @@ type session struct {
 
 var _ tenantctx.DB = (*session)(nil)
 
-func (m *Manager) newSession(b *binding) *session {
-	return &session{pool: m.pool, admit: m.admission, b: b, checkApart: true}
+// initSession readies s, in its attempt, for b.
+func (m *Manager) initSession(s *session, b *binding) {
+	s.pool, s.admit, s.b, s.checkApart = m.pool, m.admission, b, true
 }
 
 // use returns the connection for the next statement, beginning the transaction on
@@ -287,7 +288,7 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 	if dirty { // PREPARE, LISTEN, DEALLOCATE or DISCARD: deallocate, then close (pgx buffers notifications, caches statements)
 		before += deallocateSQL
 	}
-	end := endTransaction(ctx, conn.Conn().PgConn(), s.b, before, resetFor(conn.Conn()), commit, s.checkApart)
+	end := endTransaction(ctx, conn.Conn().PgConn(), stateOf(conn.Conn()), s.b, before, resetFor(conn.Conn()), commit, s.checkApart)
 	if s.readOnly && errors.Is(end.err, ErrCommitUnknown) { // it could not write: nothing to lose
 		end.err, end.rerun = nil, true
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // The session prepares its statements itself rather than through pgx's statement
@@ -72,6 +73,16 @@ type connState struct {
 	builder  pgx.ExtendedQueryBuilder
 	tracer   pgx.QueryTracer // the connection's, told of the statements the session sends itself
 	ready    map[string]bool // the session's own statements (begin, bind, end) prepared there
+
+	// reset is the connection's reset (resetFor): resetSQL, then params, the SET of each
+	// start-up parameter PgBouncer keeps.
+	reset  string
+	params []string
+
+	// The prepared end's messages, reused: the frontend encodes them when sent.
+	bind      pgproto3.Bind
+	execute   pgproto3.Execute
+	checkArgs [1][]byte
 }
 
 // connStateKey holds a connection's connState in pgconn's per-connection data.

@@ -82,7 +82,7 @@ type ending struct {
 // from each statement's result what happened: which step failed decides whether the
 // transaction committed and whether the reset still has to run (a second round trip,
 // on failures only). With apart, the server answers the check before COMMIT begins.
-func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, before, reset string, commit, apart bool) ending {
+func endTransaction(ctx context.Context, pc *pgconn.PgConn, st *connState, b *binding, before, reset string, commit, apart bool) ending {
 	var out ending
 	if pc.IsClosed() { // it died before the end was sent: nothing committed
 		out.close, out.rerun = true, commit
@@ -93,6 +93,7 @@ func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, before, 
 		return out
 	}
 	var scripts []string
+	prepared := false // the standard end, as prepared statements
 	switch pc.TxStatus() {
 	case 'I': // the handler ended it
 		out.lost, scripts = true, []string{before + reset}
@@ -103,6 +104,8 @@ func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, before, 
 		}
 	default:
 		switch standard := before == beforeEndSQL && reset == resetSQL; {
+		case before == beforeEndSQL && reset == st.reset && st.named():
+			prepared = true
 		case standard && commit && apart:
 			scripts = b.commitApart
 		case standard && commit:
@@ -117,7 +120,14 @@ func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, before, 
 			scripts = []string{b.check + before + "ROLLBACK; " + reset}
 		}
 	}
-	results, err := execEach(ctx, pc, scripts...)
+	var results []*pgconn.Result
+	var err error
+	if prepared {
+		results, err = endPrepared(ctx, pc, st, b.checkArg, commit, apart)
+	} else {
+		results, err = execEach(ctx, pc, scripts...)
+	}
+	checked := prepared || strings.HasPrefix(scripts[0], b.check) // the check went first
 	out.committed = completed(results, "COMMIT")
 	ended := out.committed || completed(results, "ROLLBACK")
 	switch {
@@ -128,9 +138,11 @@ func endTransaction(ctx context.Context, pc *pgconn.PgConn, b *binding, before, 
 		out.close = err != nil
 	case ended || out.lost: // ended as asked; a reset statement failed
 		out.close = true
+	case lostEndStatement(err): // before COMMIT: nothing committed
+		out.close, out.rerun = true, commit
 	case pc.IsClosed(): // the connection died before COMMIT's (or ROLLBACK's) reply
 		out.close = true
-		if commit && strings.HasPrefix(scripts[0], b.check) {
+		if commit && checked {
 			out.doubt, out.rerun, out.err = diedAtCommit(results, err)
 		}
 	case pc.TxStatus() == 'I': // COMMIT or ROLLBACK failed, so the reset did not run
@@ -160,18 +172,28 @@ func execEach(ctx context.Context, pc *pgconn.PgConn, scripts ...string) ([]*pgc
 		_ = pc.Conn().Close() // it may have sent part of a message: unusable
 		return nil, err
 	}
-	var results []*pgconn.Result
+	results, _, err := readResults(ctx, pc, len(scripts))
+	return results, err
+}
+
+// readResults reads what the server answers until its syncs-th ReadyForQuery: each
+// statement's rows (copied) and command tag, or its error, and how many statements
+// it parsed (Parse messages). The error is the first statement's error, or the
+// connection's.
+func readResults(ctx context.Context, pc *pgconn.PgConn, syncs int) (results []*pgconn.Result, parsed int, err error) {
 	var current *pgconn.Result
 	var first error
-	for ready := 0; ready < len(scripts); {
+	for ready := 0; ready < syncs; {
 		msg, err := pc.ReceiveMessage(ctx)
 		if err != nil {
 			if !pc.IsClosed() {
 				_ = pc.Conn().Close() // a cancelled read leaves the replies unread
 			}
-			return results, err
+			return results, parsed, err
 		}
 		switch msg := msg.(type) {
+		case *pgproto3.ParseComplete:
+			parsed++
 		case *pgproto3.RowDescription:
 			current = &pgconn.Result{}
 		case *pgproto3.DataRow:
@@ -201,7 +223,7 @@ func execEach(ctx context.Context, pc *pgconn.PgConn, scripts ...string) ([]*pgc
 			ready++
 		}
 	}
-	return results, first
+	return results, parsed, first
 }
 
 // diedAtCommit tells, for a connection that died in the round trip that was to commit,
