@@ -83,6 +83,7 @@ type connState struct {
 	bind      pgproto3.Bind
 	execute   pgproto3.Execute
 	checkArgs [1][]byte
+	results   resultMemory
 }
 
 // connStateKey holds a connection's connState in pgconn's per-connection data.

@@ -172,22 +172,98 @@ func execEach(ctx context.Context, pc *pgconn.PgConn, scripts ...string) ([]*pgc
 		_ = pc.Conn().Close() // it may have sent part of a message: unusable
 		return nil, err
 	}
-	results, _, err := readResults(ctx, pc, len(scripts))
+	results, _, err := readResults(ctx, pc, nil, len(scripts))
 	return results, err
+}
+
+// resultMemory is memory readResults reuses, one per connection: an end allocates
+// nothing for its results in the steady state.
+type resultMemory struct {
+	results []pgconn.Result
+	values  []byte
+	tags    map[string]pgconn.CommandTag
+}
+
+func (rb *resultMemory) reset() {
+	if cap(rb.results) == 0 {
+		rb.results = make([]pgconn.Result, 0, 32)
+	}
+	rb.results, rb.values = rb.results[:0], rb.values[:0]
+}
+
+// result is a new, empty result.
+func (rb *resultMemory) result() *pgconn.Result {
+	if len(rb.results) == cap(rb.results) { // those handed out keep the old array
+		rb.results = make([]pgconn.Result, 0, 2*cap(rb.results))
+	}
+	rb.results = append(rb.results, pgconn.Result{})
+	return &rb.results[len(rb.results)-1]
+}
+
+// row copies a row's values (pgconn reuses its read buffer).
+func (rb *resultMemory) row(values [][]byte) [][]byte {
+	row := make([][]byte, len(values))
+	for i, v := range values {
+		if v != nil {
+			start := len(rb.values)
+			rb.values = append(rb.values, v...) // a new array leaves earlier values in the old one
+			row[i] = rb.values[start:len(rb.values):len(rb.values)]
+		}
+	}
+	return row
+}
+
+// tag returns a command tag, kept for the tags an end sees again and again.
+func (rb *resultMemory) tag(b []byte) pgconn.CommandTag {
+	if t, ok := rb.tags[string(b)]; ok {
+		return t
+	}
+	t := pgconn.NewCommandTag(string(b))
+	if rb.tags == nil {
+		rb.tags = make(map[string]pgconn.CommandTag)
+	}
+	if len(rb.tags) < 64 { // the end's own tags; an application's INSERT 0 n vary
+		rb.tags[t.String()] = t
+	}
+	return t
 }
 
 // readResults reads what the server answers until its syncs-th ReadyForQuery: each
 // statement's rows (copied) and command tag, or its error, and how many statements
 // it parsed (Parse messages). The error is the first statement's error, or the
 // connection's.
-func readResults(ctx context.Context, pc *pgconn.PgConn, syncs int) (results []*pgconn.Result, parsed int, err error) {
+//
+// ctx bounds the whole read: its deadline, or its end, sets the connection's read
+// deadline (pgconn's ReceiveMessage would watch ctx anew for each message).
+//
+// The results live in rb's memory (a new one when nil) until its next use.
+func readResults(ctx context.Context, pc *pgconn.PgConn, rb *resultMemory, syncs int) (results []*pgconn.Result, parsed int, err error) {
+	if rb == nil {
+		rb = &resultMemory{}
+	}
+	rb.reset()
+	conn := pc.Conn()
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetReadDeadline(deadline)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
+	defer func() {
+		if stop() {
+			_ = conn.SetReadDeadline(time.Time{})
+		} else if !pc.IsClosed() { // ctx ended: its deadline may land after any reset
+			_ = conn.Close()
+		}
+	}()
 	var current *pgconn.Result
 	var first error
 	for ready := 0; ready < syncs; {
-		msg, err := pc.ReceiveMessage(ctx)
+		msg, err := pc.ReceiveMessage(context.Background())
 		if err != nil {
 			if !pc.IsClosed() {
-				_ = pc.Conn().Close() // a cancelled read leaves the replies unread
+				_ = conn.Close() // a cancelled read leaves the replies unread
+			}
+			if ctx.Err() != nil {
+				err = fmt.Errorf("%w: %w", ctx.Err(), err)
 			}
 			return results, parsed, err
 		}
@@ -195,26 +271,21 @@ func readResults(ctx context.Context, pc *pgconn.PgConn, syncs int) (results []*
 		case *pgproto3.ParseComplete:
 			parsed++
 		case *pgproto3.RowDescription:
-			current = &pgconn.Result{}
+			current = rb.result()
 		case *pgproto3.DataRow:
 			if current == nil {
-				current = &pgconn.Result{}
+				current = rb.result()
 			}
-			row := make([][]byte, len(msg.Values))
-			for i, v := range msg.Values {
-				if v != nil {
-					row[i] = append([]byte{}, v...)
-				}
-			}
-			current.Rows = append(current.Rows, row)
+			current.Rows = append(current.Rows, rb.row(msg.Values))
 		case *pgproto3.CommandComplete:
 			if current == nil {
-				current = &pgconn.Result{}
+				current = rb.result()
 			}
-			current.CommandTag = pgconn.NewCommandTag(string(msg.CommandTag))
+			current.CommandTag = rb.tag(msg.CommandTag)
 			results, current = append(results, current), nil
 		case *pgproto3.ErrorResponse:
-			r := &pgconn.Result{Err: pgconn.ErrorResponseToPgError(msg)}
+			r := rb.result()
+			r.Err = pgconn.ErrorResponseToPgError(msg)
 			results, current = append(results, r), nil
 			if first == nil {
 				first = r.Err

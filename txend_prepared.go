@@ -93,7 +93,7 @@ func endPrepared(ctx context.Context, pc *pgconn.PgConn, st *connState, tenant [
 		_ = pc.Conn().Close() // it may have sent part of a message: unusable
 		return nil, err
 	}
-	results, parsed, err := readResults(ctx, pc, 1)
+	results, parsed, err := readResults(ctx, pc, &st.results, 1)
 	if parsed > 0 && parsed == len(endStatements)+len(st.params) {
 		st.ready[endReady] = true
 	}

@@ -9,6 +9,7 @@
 // with the document's title, read by one SELECT by primary key, and GET /healthz. They
 // read the database from DATABASE_URL (its pool_max_conns sets the pool size). Once
 // listening, each prints "benchserver: listening on ADDR"; SIGINT or SIGTERM stops it.
+// With BENCHSERVER_CPUPROFILE set, it writes a CPU profile there when it stops.
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -40,6 +42,17 @@ func run(ctx context.Context, args []string) error {
 	delay := fs.Duration("delay", time.Millisecond, "delay-proxy: delay of each direction")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if path := os.Getenv("BENCHSERVER_CPUPROFILE"); path != "" { // to see where a server's time goes
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *mode == "delay-proxy" {
 		return serveProxy(ctx, *addr, *upstream, *delay)
