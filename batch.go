@@ -60,13 +60,10 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 	head := s.sendHead(pl, st, begin)
 	if len(unknown) > 0 { // describe them, in the transaction, then send the batch
 		names := make([]string, len(unknown))
+		again := make([]bool, len(unknown))
 		for i, sql := range unknown {
 			names[i] = statementName(s.b.key, sql)
-			if st.named() {
-				pl.SendPrepare(names[i], sql, nil)
-			} else {
-				pl.SendPrepare("", sql, nil)
-			}
+			again[i] = s.prepareAgain(pl, st, names[i], sql)
 		}
 		if err := pl.Sync(); err != nil {
 			return nil, err
@@ -75,6 +72,11 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 			return failedBatch(p), err
 		}
 		for i, sql := range unknown {
+			if again[i] {
+				if _, p.err = pl.GetResults(); p.err != nil {
+					return failedBatch(p), nil
+				}
+			}
 			sd := p.description()
 			if p.err != nil {
 				p.err = fmt.Errorf("tenant: batch: describe %q: %w", sql, p.err)

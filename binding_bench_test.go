@@ -2,7 +2,6 @@ package tenant
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -13,16 +12,21 @@ import (
 	"github.com/tenantkit/tenant/schema"
 )
 
-// BenchmarkTransactionShape measures what binding a transaction to its tenant costs,
-// without HTTP or the session: on one connection, one prepared SELECT in a transaction
-// begun and ended the hand-written way (BEGIN with SET LOCAL search_path in one round
-// trip, COMMIT) against the binding's way (BEGIN, the version lock, both SET LOCALs;
-// the check, COMMIT and the connection reset). Both send three round trips; the
-// difference is server and protocol work. The parts (begin, check, reset) show where
-// it goes.
+// BenchmarkTransactionShape measures, without HTTP, what a one-query transaction costs
+// the session's way against the hand-written way, on a pool of one connection: the
+// hand-written transaction (BEGIN with SET LOCAL search_path in one round trip, the
+// prepared SELECT, COMMIT: three round trips); the session's (the prepared begin, the
+// version lock and the SELECT in one round trip; the prepared check, COMMIT and reset
+// in another), with the check answered apart from COMMIT (what requests other than GET
+// send) and without; and the scripts the session sent before (three round trips).
 func BenchmarkTransactionShape(b *testing.B) {
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, testdb.DatabaseURL())
+	cfg, err := pgxpool.ParseConfig(testdb.DatabaseURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -43,25 +47,46 @@ func BenchmarkTransactionShape(b *testing.B) {
 		b.Fatal(err)
 	}
 	bind := newBinding(t, "SERIALIZABLE")
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Release()
 	const query = "SELECT value FROM counter WHERE id = $1"
 
 	handBegin := "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL search_path TO " + schema.SearchPath(name)
+	viaConn := func(begin string, end ...string) func() error {
+		return func() error {
+			conn, err := pool.Acquire(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Release()
+			if _, err := conn.Exec(ctx, begin); err != nil {
+				return err
+			}
+			var v int
+			if err := conn.QueryRow(ctx, bind.keyed(query), 1).Scan(&v); err != nil {
+				return err
+			}
+			_, err = execEach(ctx, conn.Conn().PgConn(), end...)
+			return err
+		}
+	}
+	viaSession := func(apart bool) func() error {
+		return func() error {
+			s := &session{pool: pool, b: bind, checkApart: apart}
+			var v int
+			if err := s.QueryRow(ctx, query, 1).Scan(&v); err != nil {
+				return err
+			}
+			return s.finish(ctx, true)
+		}
+	}
 	shapes := []struct {
-		name, begin string
-		end         []string
+		name string
+		run  func() error
 	}{
-		{"baseline", handBegin, []string{"COMMIT"}},
-		{"bound", bind.begin, []string{bind.commit}},
-		{"bound-apart", bind.begin, bind.commitApart},                                                      // the check answered before COMMIT begins
-		{"begin", bind.begin, []string{"COMMIT"}},                                                          // the version lock and markers only
-		{"check", bind.begin, []string{bind.check + "COMMIT"}},                                             // ... and the binding check
-		{"reset", handBegin, []string{"COMMIT; " + resetSQL}},                                              // the connection reset alone
-		{"reset-no-unlock", handBegin, []string{"COMMIT; " + resetSQL[:strings.LastIndex(resetSQL, ";")]}}, // without its SELECT
+		{"baseline", viaConn(handBegin, "COMMIT")},
+		{"session", viaSession(false)},
+		{"session-apart", viaSession(true)},
+		{"scripts", viaConn(bind.begin, bind.commit)},
+		{"scripts-apart", viaConn(bind.begin, bind.commitApart...)},
 	}
 	// Every iteration runs each shape once, so drift on a busy machine hits all alike;
 	// each shape's mean is reported as a ratio to the baseline's.
@@ -69,14 +94,7 @@ func BenchmarkTransactionShape(b *testing.B) {
 	for b.Loop() {
 		for i, sh := range shapes {
 			start := time.Now()
-			if _, err := conn.Exec(ctx, sh.begin); err != nil {
-				b.Fatal(err)
-			}
-			var v int
-			if err := conn.QueryRow(ctx, bind.keyed(query), 1).Scan(&v); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := execEach(ctx, conn.Conn().PgConn(), sh.end...); err != nil {
+			if err := sh.run(); err != nil {
 				b.Fatal(err)
 			}
 			spent[i] += time.Since(start)

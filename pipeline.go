@@ -131,16 +131,13 @@ func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connSta
 	p := &pipelined{pl: conn.PgConn().StartPipeline(ctx)}
 	head := s.sendHead(p.pl, st, begin)
 	var name string
+	var reprepare bool
 	switch {
 	case st.mode == pgx.QueryExecModeExec:
 		p.pl.SendQueryParams(sql, st.builder.ParamValues, nil, st.builder.ParamFormats, st.builder.ResultFormats)
 	case sd == nil: // describe it first, in this transaction
 		name = statementName(s.b.key, sql)
-		if st.named() {
-			p.pl.SendPrepare(name, sql, nil)
-		} else {
-			p.pl.SendPrepare("", sql, nil)
-		}
+		reprepare = s.prepareAgain(p.pl, st, name, sql)
 	case !st.named():
 		p.pl.SendQueryParams(sql, st.builder.ParamValues, sd.ParamOIDs, st.builder.ParamFormats, st.builder.ResultFormats)
 	case st.has(sd.Name):
@@ -162,6 +159,11 @@ func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connSta
 	case st.mode == pgx.QueryExecModeExec || (sd != nil && !st.named()):
 		p.next()
 	case sd == nil:
+		if reprepare {
+			if _, p.err = p.pl.GetResults(); p.err != nil {
+				return p, nil
+			}
+		}
 		fresh := p.description()
 		if p.err != nil {
 			return p, nil
@@ -201,6 +203,24 @@ func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connSta
 		}
 	}
 	return p, nil
+}
+
+// prepareAgain queues the Parse and Describe of sql, to learn its description in the
+// binding's transaction. In pgx's default mode the connection may have the statement
+// already, under the same name (a binding made afresh for the same tenant, version and
+// schema starts with no descriptions): it is closed first, and reprepared reports it
+// (a result to read before the description).
+func (s *session) prepareAgain(pl *pgconn.Pipeline, st *connState, name, sql string) (reprepared bool) {
+	if !st.named() {
+		pl.SendPrepare("", sql, nil)
+		return false
+	}
+	if st.has(name) {
+		pl.SendDeallocate(name)
+		reprepared = true
+	}
+	pl.SendPrepare(name, sql, nil)
+	return reprepared
 }
 
 // beginOnly begins (when asked) without a statement, whose error was found before

@@ -9,7 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -259,4 +261,32 @@ func TestDeallocatedEndRunsAgain(t *testing.T) {
 	assert.Equal(t, 200, rec.Code, rec.Body.String())
 	assert.Equal(t, 1, e.items(t, a, "dealloc"))
 	assert.Equal(t, int32(2), runs.Load(), "the first attempt's end found its statements gone")
+}
+
+// Admission forgets a tenant after HitTTL and makes its binding afresh, with no
+// descriptions: the connection still has the statements the old binding prepared
+// (the same names: same tenant, version and schema), and describing one again must
+// not collide with it. (Once, every request failed with "prepared statements are
+// lost" a minute into a benchmark.)
+func TestFreshBindingOnAConnectionThatHasItsStatements(t *testing.T) {
+	a := newTenantName("frb")
+	e := newEnv(t, 1, tenant.Config{Resolver: byHeader, HitTTL: time.Millisecond}, a)
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		db := tenantctx.Session(r.Context())
+		var v int
+		if err := db.QueryRow(r.Context(), "SELECT value FROM counter WHERE id = $1", 1).Scan(&v); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		b := &pgx.Batch{}
+		b.Queue("SELECT value + 1 FROM counter WHERE id = $1", 1)
+		if err := db.SendBatch(r.Context(), b).Close(); err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	}))
+	for i := range 3 {
+		rec := do(h, "GET", "/", nil, "X-Tenant", a)
+		require.Equal(t, 200, rec.Code, "request %d: %s", i, rec.Body)
+		time.Sleep(5 * time.Millisecond) // the admission expires
+	}
 }
