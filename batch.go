@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // A batch the session sends itself goes as pgx's pipelined batch does, with two
@@ -49,7 +49,7 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 	var unknown []string // SQL to describe first, each once
 	if typed {
 		for i, q := range queue {
-			if sds[i] = s.b.stmts.get(q.sql); sds[i] == nil && !contains(unknown, q.sql) {
+			if sds[i] = s.b.stmts.get(q.sql); sds[i] == nil && !slices.Contains(unknown, q.sql) {
 				unknown = append(unknown, q.sql)
 			}
 		}
@@ -124,7 +124,7 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 			pl.SendQueryParams(q.sql, bq.ParamValues, nil, bq.ParamFormats, bq.ResultFormats)
 		case !st.named():
 			pl.SendQueryParams(q.sql, bq.ParamValues, sd.ParamOIDs, bq.ParamFormats, bq.ResultFormats)
-		case st.has(sd.Name) || contains(parsed, sd.Name):
+		case st.has(sd.Name) || slices.Contains(parsed, sd.Name):
 			pl.SendQueryStatement(sd, bq.ParamValues, bq.ParamFormats, bq.ResultFormats)
 		default:
 			pl.SendPrepare(sd.Name, q.sql, sd.ParamOIDs)
@@ -252,27 +252,4 @@ func (b *ownBatch) Close() error {
 		}
 	}
 	return b.err
-}
-
-// errRows are rows that failed before they were read.
-type errRows struct{ err error }
-
-func (r errRows) Close()                                       {}
-func (r errRows) Err() error                                   { return r.err }
-func (r errRows) CommandTag() pgconn.CommandTag                { return pgconn.CommandTag{} }
-func (r errRows) FieldDescriptions() []pgconn.FieldDescription { return nil }
-func (r errRows) Next() bool                                   { return false }
-func (r errRows) Scan(...any) error                            { return r.err }
-func (r errRows) Values() ([]any, error)                       { return nil, r.err }
-func (r errRows) RawValues() [][]byte                          { return nil }
-func (r errRows) Conn() *pgx.Conn                              { return nil }
-func (r errRows) TypeMap() *pgtype.Map                         { return nil }
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -237,37 +237,37 @@ func fatalTerminating() []byte {
 // readUntilReady reads backend messages up to and including the ReadyForQuery with
 // the transaction status given: 'I' when the transaction ended, 'T' while it is open.
 func readUntilReady(conn net.Conn, status byte) ([]byte, error) {
-	var buf []byte
-	chunk := make([]byte, 8192)
-	for {
-		n, err := conn.Read(chunk)
-		buf = append(buf, chunk[:n]...)
+	return readUntil(conn, func(buf []byte) int {
 		for off := 0; off+5 <= len(buf); {
 			end := off + 1 + int(binary.BigEndian.Uint32(buf[off+1:]))
 			if end > len(buf) {
 				break
 			}
 			if buf[off] == 'Z' && buf[end-1] == status {
-				return buf[:end], nil
+				return end
 			}
 			off = end
 		}
-		if err != nil {
-			return nil, err
-		}
-	}
+		return 0
+	})
 }
 
 // readUntilCommandComplete reads backend messages up to and including the first
 // CommandComplete (status is not used: it matches readUntilReady).
 func readUntilCommandComplete(conn net.Conn, _ byte) ([]byte, error) {
+	return readUntil(conn, firstCommandComplete)
+}
+
+// readUntil reads from conn until end, given what was read, returns how much of it to
+// keep (not 0).
+func readUntil(conn net.Conn, end func([]byte) int) ([]byte, error) {
 	var buf []byte
 	chunk := make([]byte, 8192)
 	for {
 		n, err := conn.Read(chunk)
 		buf = append(buf, chunk[:n]...)
-		if end := firstCommandComplete(buf); end > 0 {
-			return buf[:end], nil
+		if e := end(buf); e > 0 {
+			return buf[:e], nil
 		}
 		if err != nil {
 			return nil, err
@@ -280,6 +280,9 @@ func readUntilCommandComplete(conn net.Conn, _ byte) ([]byte, error) {
 func firstCommandComplete(buf []byte) int {
 	for off := 0; off+5 <= len(buf); {
 		end := off + 1 + int(binary.BigEndian.Uint32(buf[off+1:]))
+		if end > len(buf) {
+			break
+		}
 		if buf[off] == 'C' {
 			return end
 		}

@@ -6,11 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // statement is one statement a handler sent, as the session sends it itself.
@@ -246,16 +244,6 @@ func (s *session) beginOnly(ctx context.Context, conn *pgx.Conn, begin bool, stm
 	return p, nil
 }
 
-// readBegin reads the results of the begin's n statements; on an error it reads the
-// rest of the pipeline and returns the error.
-func (p *pipelined) readBegin(n int) error {
-	if err := p.readPlain(n); err != nil {
-		_ = p.pl.Close()
-		return err
-	}
-	return nil
-}
-
 // readPlain reads the results of n statements without rows, up to the first error.
 func (p *pipelined) readPlain(n int) error {
 	for range n {
@@ -334,117 +322,4 @@ func staleStatement(err error) bool {
 	}
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "26000"
-}
-
-// rows returns the statement's rows: the pipeline closes when they do.
-func (p *pipelined) rows(conn *pgx.Conn) pgx.Rows {
-	return &pipelinedRows{Rows: pgx.RowsFromResultReader(conn.TypeMap(), p.rr), p: p}
-}
-
-// pipelinedRows are a statement's rows read from its pipeline, which they close when
-// they end (pgx's rows close themselves after the last row).
-type pipelinedRows struct {
-	pgx.Rows
-	p      *pipelined
-	closed bool
-	err    error // the pipeline's, when the rows had none
-}
-
-func (r *pipelinedRows) Next() bool {
-	if r.Rows.Next() {
-		return true
-	}
-	r.Close()
-	return false
-}
-
-func (r *pipelinedRows) Close() {
-	r.Rows.Close()
-	if !r.closed {
-		r.closed = true
-		r.err = r.p.pl.Close()
-		r.p.traced(r.Rows.CommandTag(), r.Err())
-	}
-}
-
-func (r *pipelinedRows) Err() error {
-	if err := r.Rows.Err(); err != nil {
-		return err
-	}
-	return r.err
-}
-
-// rowOf is pgx's QueryRow over rows: the first row, or pgx.ErrNoRows.
-type rowOf struct{ rows pgx.Rows }
-
-func (r rowOf) Scan(dest ...any) error {
-	defer r.rows.Close()
-	if err := r.rows.Err(); err != nil {
-		return err
-	}
-	for _, d := range dest {
-		if _, ok := d.(*pgtype.DriverBytes); ok {
-			return errors.New("cannot scan into *pgtype.DriverBytes from QueryRow")
-		}
-	}
-	if !r.rows.Next() {
-		if err := r.rows.Err(); err != nil {
-			return err
-		}
-		return pgx.ErrNoRows
-	}
-	_ = r.rows.Scan(dest...)
-	r.rows.Close()
-	return r.rows.Err()
-}
-
-// describeWithBegin begins the transaction on conn and describes sql (unnamed) in the
-// same round trip. beginErr is the begin's error; stmtErr the describe's.
-func (s *session) describeWithBegin(ctx context.Context, conn *pgx.Conn, sql string) (sd *pgconn.StatementDescription, stmtErr, beginErr error) {
-	st := stateOf(conn)
-	p := &pipelined{pl: conn.PgConn().StartPipeline(ctx)}
-	head := s.sendHead(p.pl, st, true)
-	p.pl.SendPrepare("", sql, nil)
-	if err := p.pl.Sync(); err != nil {
-		return nil, nil, err
-	}
-	if err := s.readHead(p, st, head); err != nil {
-		return nil, nil, err
-	}
-	if p.err == nil {
-		sd = p.description()
-	}
-	return sd, p.close(), nil
-}
-
-// execWithBegin sends the begin and sql (with the queued savepoint commands before it)
-// as two simple-protocol queries in one write: sql may hold several statements, as
-// pgx's Exec without arguments allows. If the begin fails, the transaction it opened
-// is aborted and the server refuses sql. beginErr is the begin's error; stmtErr sql's.
-func (s *session) execWithBegin(ctx context.Context, conn *pgx.Conn, sql string) (tag pgconn.CommandTag, stmtErr, beginErr error) {
-	begin := s.b.begin
-	if s.isolation != "" || s.readOnly {
-		begin = s.b.beginWith(s.isolation, s.readOnly)
-	}
-	script := s.b.keyed(sql)
-	if len(s.pending) > 0 {
-		script = strings.Join(s.pending, "; ") + "; " + script
-		s.pending = nil
-	}
-	results, err := execEach(ctx, conn.PgConn(), begin, script)
-	n := len(s.beginParts())
-	for i := 0; i < n; i++ {
-		switch {
-		case i >= len(results) && err != nil:
-			return tag, nil, err
-		case i >= len(results):
-			return tag, nil, fmt.Errorf("tenant: begin: %d of %d results", len(results), n)
-		case results[i].Err != nil:
-			return tag, nil, results[i].Err
-		}
-	}
-	if len(results) > n {
-		tag = results[len(results)-1].CommandTag
-	}
-	return tag, err, nil
 }
