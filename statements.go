@@ -96,7 +96,7 @@ func stateOf(conn *pgx.Conn) *connState {
 	}
 	cfg := conn.Config() // a copy: once per connection
 	st := &connState{mode: cfg.DefaultQueryExecMode, capacity: cfg.StatementCacheCapacity, prepared: map[string]*list.Element{}, ready: map[string]bool{}}
-	st.tracer, _ = cfg.Tracer.(pgx.QueryTracer)
+	st.tracer = cfg.Tracer
 	if st.capacity <= 0 {
 		st.capacity = 512
 	}
