@@ -108,3 +108,113 @@ func BenchmarkTransactionShape(b *testing.B) {
 	}
 	b.ReportMetric(0, "ns/op") // the metrics above are the result
 }
+
+// BenchmarkIsolationParts measures what each part of the binding adds to a one-query
+// transaction, on one connection, every statement prepared as the session prepares
+// them, each begin and end in one round trip: the bare transaction (BEGIN, the
+// search_path, the SELECT; COMMIT), then with the LOCK of the version marker, with the
+// binding check, with DISCARD SEQUENCES and the connection reset after COMMIT. Each
+// shape runs once per iteration; each is reported as the time it adds to the bare one.
+func BenchmarkIsolationParts(b *testing.B) {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, testdb.DatabaseURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	p, err := schema.NewProvisioner(pool, schema.Config{Migrations: fstest.MapFS{
+		"001_counter.sql": {Data: []byte("CREATE TABLE counter (id int PRIMARY KEY, value int); INSERT INTO counter VALUES (1, 0)")},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const name = "bench_parts"
+	if err := p.Ensure(ctx, name); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = p.Drop(ctx, name) }()
+	t, err := p.Lookup(ctx, name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bind := newBinding(t, "SERIALIZABLE")
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Release()
+	pc := conn.Conn().PgConn()
+	prepare := func(name, sql string) {
+		if _, err := pc.Prepare(ctx, name, sql, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	prepare(bind.beginName, bind.beginStmt)
+	prepare(bindName, bindSQL)
+	for i, q := range endStatements {
+		prepare(endNames[i], q)
+	}
+	// The SELECT is described in the tenant's path.
+	if _, err := pc.Exec(ctx, bind.begin).ReadAll(); err != nil {
+		b.Fatal(err)
+	}
+	prepare("bench_select", "SELECT value FROM counter WHERE id = $1")
+	if _, err := pc.Exec(ctx, "COMMIT").ReadAll(); err != nil {
+		b.Fatal(err)
+	}
+	const check, commit = 0, 2
+	run := func(lock, checked bool, end []int) {
+		pl := pc.StartPipeline(ctx)
+		pl.SendQueryPrepared(bind.beginName, nil, nil, nil)
+		if lock {
+			pl.SendQueryParams(bind.lock, nil, nil, nil, nil)
+		}
+		pl.SendQueryPrepared(bindName, bind.bindArgs, nil, nil)
+		pl.SendQueryPrepared("bench_select", [][]byte{[]byte("1")}, nil, nil)
+		if err := pl.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		if err := pl.Close(); err != nil {
+			b.Fatal(err)
+		}
+		pl = pc.StartPipeline(ctx)
+		if checked {
+			pl.SendQueryPrepared(endNames[check], [][]byte{bind.checkArg}, nil, nil)
+		}
+		for _, i := range end {
+			pl.SendQueryPrepared(endNames[i], nil, nil, nil)
+		}
+		if err := pl.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		if err := pl.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	shapes := []struct {
+		name          string
+		lock, checked bool
+		end           []int
+	}{
+		{"bare", false, false, []int{commit}},
+		{"lock", true, false, []int{commit}},
+		{"check", false, true, []int{commit}},
+		{"reset", false, false, endCommit[1:]}, // DISCARD SEQUENCES, COMMIT, the reset
+		{"all", true, true, endCommit[1:]},
+	}
+	spent := make([]time.Duration, len(shapes))
+	for b.Loop() {
+		for i, sh := range shapes {
+			start := time.Now()
+			run(sh.lock, sh.checked, sh.end)
+			spent[i] += time.Since(start)
+		}
+	}
+	for i, sh := range shapes {
+		b.ReportMetric(float64(spent[i].Nanoseconds())/float64(b.N), "ns/"+sh.name)
+		if i > 0 {
+			b.ReportMetric(float64((spent[i]-spent[0]).Nanoseconds())/float64(b.N), "ns-added/"+sh.name)
+		}
+	}
+	b.ReportMetric(0, "ns/op")
+}

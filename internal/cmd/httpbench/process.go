@@ -22,6 +22,7 @@ const stopTimeout = 5 * time.Second
 // and on Linux killed if the harness dies first.
 type child struct {
 	name   string
+	pid    int
 	addr   string // where it listens, as it printed
 	out    *outputLog
 	cancel context.CancelFunc
@@ -46,6 +47,7 @@ func startChild(ctx context.Context, name, bin string, args, env []string) (*chi
 		cancel()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
+	c.pid = cmd.Process.Pid
 	go func() {
 		c.err = cmd.Wait()
 		close(c.done)

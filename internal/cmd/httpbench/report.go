@@ -90,12 +90,20 @@ func cellTitle(c cell) string {
 
 // writeThroughputTable compares throughput, for a cell without delay.
 func writeThroughputTable(w io.Writer, rows []summary) {
-	fmt.Fprintln(w, "| server | requests/s | vs hand-written | p50 | p99 | failed |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| server | requests/s | vs hand-written | p50 | p99 | CPU/request: server, PostgreSQL | failed |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
 	for _, s := range rows {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %d |\n", s.kind.label, formatCount(s.throughput),
-			formatRatio(s.ratio, s.baselineSet), formatMillis(s.p50), formatMillis(s.p99), s.failed)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %d |\n", s.kind.label, formatCount(s.throughput),
+			formatRatio(s.ratio, s.baselineSet), formatMillis(s.p50), formatMillis(s.p99), formatCPU(s), s.failed)
 	}
+}
+
+// formatCPU is the CPU time per request of the server and of its backends, in µs.
+func formatCPU(s summary) string {
+	if s.serverCPU == 0 && s.postgresCPU == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f µs, %.0f µs", float64(s.serverCPU)/float64(time.Microsecond), float64(s.postgresCPU)/float64(time.Microsecond))
 }
 
 // writeLatencyTable compares p50 latency, for a cell with delay.

@@ -45,6 +45,8 @@ func run(ctx context.Context, cfg config, progress io.Writer) (result, error) {
 	}
 	res := result{env: describeEnvironment(ctx, root, version)}
 
+	meter := newCPUMeter(ctx, dsn)
+	defer meter.close(context.WithoutCancel(ctx))
 	var cs children
 	defer cs.stopAll()
 	for _, delay := range cfg.delays {
@@ -57,7 +59,7 @@ func run(ctx context.Context, cfg config, progress io.Writer) (result, error) {
 		}
 		serverDSN = withParam(serverDSN, "pool_max_conns", strconv.Itoa(cfg.pool))
 		for _, iso := range cfg.isolation {
-			cells, err := measureLevel(ctx, &cs, cfg, bins, serverDSN, delay, iso, progress)
+			cells, err := measureLevel(ctx, &cs, meter, cfg, bins, serverDSN, delay, iso, progress)
 			if err != nil {
 				return result{}, err
 			}
@@ -72,7 +74,7 @@ func run(ctx context.Context, cfg config, progress io.Writer) (result, error) {
 
 // measureLevel starts the servers at one isolation level and measures each tenant
 // count with them, then stops them.
-func measureLevel(ctx context.Context, cs *children, cfg config, bins binaries, dsn string, delay time.Duration, iso string, progress io.Writer) ([]cell, error) {
+func measureLevel(ctx context.Context, cs *children, meter *cpuMeter, cfg config, bins binaries, dsn string, delay time.Duration, iso string, progress io.Writer) ([]cell, error) {
 	var servers []*server
 	defer func() {
 		for _, s := range servers {
@@ -88,7 +90,7 @@ func measureLevel(ctx context.Context, cs *children, cfg config, bins binaries, 
 	}
 	var cells []cell
 	for _, n := range cfg.tenants {
-		c, err := measure(ctx, cfg, servers, cell{delay: delay, isolation: iso, tenants: n, servers: cfg.servers}, progress)
+		c, err := measure(ctx, meter, cfg, servers, cell{delay: delay, isolation: iso, tenants: n, servers: cfg.servers}, progress)
 		if err != nil {
 			return nil, err
 		}
@@ -99,12 +101,17 @@ func measureLevel(ctx context.Context, cs *children, cfg config, bins binaries, 
 
 // measure warms every server up, then runs the rounds: in each, every server in turn
 // gets the load for the configured duration.
-func measure(ctx context.Context, cfg config, servers []*server, c cell, progress io.Writer) (cell, error) {
+func measure(ctx context.Context, meter *cpuMeter, cfg config, servers []*server, c cell, progress io.Writer) (cell, error) {
 	fmt.Fprintf(progress, "httpbench: %s, %d tenants, delay %v: warming up\n", isolationLevels[c.isolation], c.tenants, c.delay)
 	seed := uint64(time.Now().UnixNano())
 	turn := func(s *server, d time.Duration) (sample, error) {
 		seed++
+		before, known := meter.read(ctx, s.proc.pid, appName(s.kind))
 		smp, err := load(ctx, s, cfg.clients, c.tenants, cfg.documents, d, seed)
+		if after, ok := meter.read(ctx, s.proc.pid, appName(s.kind)); known && ok {
+			smp.cpu = cpuTimes{server: after.server - before.server, postgres: after.postgres - before.postgres}
+			smp.cpuKnown = true
+		}
 		if err == nil && smp.requests == 0 {
 			err = s.proc.failed(fmt.Errorf("no request answered 200 in %v; %d failed, the first: %s", d, smp.failed, smp.failure))
 		}

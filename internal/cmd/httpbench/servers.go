@@ -26,6 +26,7 @@ type server struct {
 func startServer(ctx context.Context, cs *children, cfg config, bins binaries, k kind, dsn, iso string) (*server, error) {
 	var proc *child
 	var err error
+	dsn = withParam(dsn, "application_name", appName(k))
 	if k.example {
 		proc, err = startChild(ctx, "example-app", bins.exampleApp, []string{"serve"}, []string{
 			"DATABASE_URL=" + dsn, "ADDR=127.0.0.1:0", "ISOLATION=" + iso, "AUTO_CREATE=",

@@ -12,6 +12,8 @@ type sample struct {
 	elapsed  time.Duration // from the first request to the last answer
 	p50, p99 time.Duration // latency of the requests answered 200
 	failure  string        // the first failure, for the error message
+	cpu      cpuTimes      // spent meanwhile by the server and its backends
+	cpuKnown bool
 }
 
 // throughput is requests answered 200 per second.

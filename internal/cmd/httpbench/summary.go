@@ -23,6 +23,9 @@ type summary struct {
 	p50Ratio    float64 // p50 against the baseline's; 0 without a baseline
 	failed      int     // over all rounds
 	baselineSet bool
+	// serverCPU and postgresCPU are the CPU time per request answered, of the server's
+	// process and of its backends; 0 when not known.
+	serverCPU, postgresCPU time.Duration
 }
 
 // summarize computes each server's summary; the baseline is the hand-written server
@@ -37,7 +40,7 @@ func (c cell) summarize() []summary {
 	out := make([]summary, len(c.servers))
 	for i, k := range c.servers {
 		var tput, ratios, p50Ratios []float64
-		var p50s, p99s []time.Duration
+		var p50s, p99s, serverCPU, postgresCPU []time.Duration
 		failed := 0
 		for _, round := range c.rounds {
 			s := round[i]
@@ -45,6 +48,10 @@ func (c cell) summarize() []summary {
 			p50s = append(p50s, s.p50)
 			p99s = append(p99s, s.p99)
 			failed += s.failed
+			if s.cpuKnown && s.requests > 0 {
+				serverCPU = append(serverCPU, s.cpu.server/time.Duration(s.requests))
+				postgresCPU = append(postgresCPU, s.cpu.postgres/time.Duration(s.requests))
+			}
 			if base >= 0 {
 				if b := round[base].throughput(); b > 0 {
 					ratios = append(ratios, s.throughput()/b)
@@ -56,7 +63,8 @@ func (c cell) summarize() []summary {
 		}
 		out[i] = summary{kind: k, throughput: median(tput), ratio: median(ratios),
 			p50: medianDuration(p50s), p99: medianDuration(p99s), p50Ratio: median(p50Ratios),
-			failed: failed, baselineSet: base >= 0}
+			failed: failed, baselineSet: base >= 0,
+			serverCPU: medianDuration(serverCPU), postgresCPU: medianDuration(postgresCPU)}
 	}
 	return out
 }
