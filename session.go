@@ -19,8 +19,9 @@ const finishTimeout = 30 * time.Second
 
 // session is the lazy, request-scoped transaction behind tenantctx.Session. Nothing
 // touches the pool until the first call; that call acquires a connection and sends the
-// binding's begin in one round trip. Statements go to that connection with the
-// binding's key; the end commits or rolls back and resets the connection in one more.
+// binding's begin and itself in one round trip (pipeline.go). Statements go to that
+// connection, prepared by the session per binding (statements.go); the end checks the
+// binding, commits or rolls back and resets the connection in one more (txend.go).
 //
 // It is safe for concurrent use: mu serializes every use of the connection (each call,
 // the reading of its results, the end), since a pgx connection is not safe for
