@@ -55,7 +55,10 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 		}
 	}
 
-	pl := conn.PgConn().StartPipeline(ctx)
+	pl, err := startPipeline(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
 	p := &pipelined{pl: pl}
 	head := s.sendHead(pl, st, begin)
 	if len(unknown) > 0 { // describe them, in the transaction, then send the batch

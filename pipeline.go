@@ -126,7 +126,11 @@ func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connSta
 		return s.beginOnly(ctx, conn, begin, buildErr)
 	}
 
-	p := &pipelined{pl: conn.PgConn().StartPipeline(ctx)}
+	pl, err := startPipeline(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	p := &pipelined{pl: pl}
 	head := s.sendHead(p.pl, st, begin)
 	var name string
 	var reprepare bool
@@ -224,7 +228,11 @@ func (s *session) prepareAgain(pl *pgconn.Pipeline, st *connState, name, sql str
 // beginOnly begins (when asked) without a statement, whose error was found before
 // anything was sent: it is the result, the transaction begun as if it had run.
 func (s *session) beginOnly(ctx context.Context, conn *pgx.Conn, begin bool, stmtErr error) (*pipelined, error) {
-	p := &pipelined{pl: conn.PgConn().StartPipeline(ctx)}
+	pl, err := startPipeline(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	p := &pipelined{pl: pl}
 	if begin {
 		st := stateOf(conn)
 		pending := s.pending
@@ -242,6 +250,23 @@ func (s *session) beginOnly(ctx context.Context, conn *pgx.Conn, begin bool, stm
 	}
 	p.err = stmtErr
 	return p, nil
+}
+
+// startPipeline starts a pipeline on conn, or fails before anything is queued: when
+// pgconn would refuse it (the connection busy with results still being read, closed,
+// or ctx already done), sendHead must not take the statements to close and the
+// savepoint commands from the connection and the session, since none would be sent.
+func startPipeline(ctx context.Context, conn *pgx.Conn) (*pgconn.Pipeline, error) {
+	pc := conn.PgConn()
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case pc.IsClosed():
+		return nil, errors.New("conn closed")
+	case pc.IsBusy():
+		return nil, errors.New("conn busy")
+	}
+	return pc.StartPipeline(ctx), nil
 }
 
 // readPlain reads the results of n statements without rows, up to the first error.

@@ -1,0 +1,100 @@
+package tenant_test
+
+// Attacks on the session's own pipelines: what a failed or refused round trip, a
+// small statement cache and a refreshed binding leave for the next statement. Pools
+// of one connection, so each request reuses the backend the previous one left.
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantkit/tenant"
+	"github.com/tenantkit/tenant/internal/testdb"
+	"github.com/tenantkit/tenant/pool"
+	"github.com/tenantkit/tenant/tenantctx"
+)
+
+// withStatementCache sets pgx's StatementCacheCapacity: the statements the session
+// keeps prepared on each connection.
+func withStatementCache(n int) []pool.Option {
+	return []pool.Option{pool.WithConfig(func(c *pgxpool.Config) { c.ConnConfig.StatementCacheCapacity = n })}
+}
+
+// runCounted runs fn through Manager.Run and reports how many attempts it took.
+func runCounted(e *env, name string, fn func(ctx context.Context, db tenantctx.DB) error) (attempts int, err error) {
+	err = e.mgr.Run(context.Background(), name, func(ctx context.Context) error {
+		attempts++
+		return fn(ctx, tenantctx.Session(ctx))
+	})
+	return attempts, err
+}
+
+// A statement refused before it was sent (the connection busy with rows still open,
+// or the call's context already done) must not take with it the closing of a
+// statement evicted from the connection's cache: left prepared on the server but
+// forgotten by the session, preparing it again later fails with 42P05 ("already
+// exists") on every attempt, on that connection, for good.
+func TestRefusedStatementKeepsEvictedStatementsToClose(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		refuse func(ctx context.Context, db tenantctx.DB) error
+	}{
+		{"connection busy with open rows", func(ctx context.Context, db tenantctx.DB) error {
+			rows, err := db.Query(ctx, "SELECT $1::int + 10", 1)
+			if err != nil {
+				return err
+			}
+			_, err = db.Exec(ctx, "SELECT $1::int + 2", 1)
+			assert.Error(t, err, "conn busy")
+			var v int
+			for rows.Next() {
+				assert.NoError(t, rows.Scan(&v))
+			}
+			assert.Equal(t, 11, v)
+			return rows.Err()
+		}},
+		{"context already done", func(ctx context.Context, db tenantctx.DB) error {
+			cancelled, cancel := context.WithCancel(ctx)
+			cancel()
+			_, err := db.Exec(cancelled, "SELECT $1::int + 2", 1)
+			assert.ErrorIs(t, err, context.Canceled)
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newTenantName("rke")
+			e := newEnvOn(t, testdb.URL(t), 1, withStatementCache(1), tenant.Config{Resolver: byHeader}, a)
+			n, err := runCounted(e, a, func(ctx context.Context, db tenantctx.DB) error {
+				if _, err := db.Exec(ctx, "SELECT $1::int", 1); err != nil { // prepared
+					return err
+				}
+				if _, err := db.Exec(ctx, "SELECT $1::int + 1", 1); err != nil { // evicts the first
+					return err
+				}
+				return tc.refuse(ctx, db)
+			})
+			require.NoError(t, err)
+			require.Equal(t, 1, n)
+
+			var got []int
+			n, err = runCounted(e, a, func(ctx context.Context, db tenantctx.DB) error {
+				got = got[:0]
+				for _, sql := range []string{"SELECT $1::int", "SELECT $1::int + 1", "SELECT $1::int + 10"} { // each evicted once
+					var v int
+					if err := db.QueryRow(ctx, sql, 7).Scan(&v); err != nil {
+						return err
+					}
+					got = append(got, v)
+				}
+				return nil
+			})
+			require.NoError(t, err)
+			assert.Equal(t, []int{7, 8, 17}, got)
+			assert.Equal(t, 1, n, "one attempt")
+		})
+	}
+}
