@@ -8,6 +8,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -95,6 +96,60 @@ func TestRefusedStatementKeepsEvictedStatementsToClose(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, []int{7, 8, 17}, got)
 			assert.Equal(t, 1, n, "one attempt")
+		})
+	}
+}
+
+// A savepoint begun before the request's first statement is queued, and sent with that
+// statement behind the begin. When the begin fails because a migration moved the
+// tenant's version marker, the session asks admission again and begins anew: the
+// SAVEPOINT must go with the new begin too. Lost, the statement ran outside the
+// savepoint, and its ROLLBACK TO failed with 3B001 (no such savepoint), failing the
+// whole transaction.
+func TestSavepointSurvivesARefreshedBegin(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		write func(ctx context.Context, db tenantctx.DB, owner string) error
+	}{
+		{"Exec with arguments", func(ctx context.Context, db tenantctx.DB, owner string) error {
+			_, err := db.Exec(ctx, "INSERT INTO events (owner) VALUES ($1)", owner)
+			return err
+		}},
+		{"Exec without arguments", func(ctx context.Context, db tenantctx.DB, owner string) error {
+			_, err := db.Exec(ctx, "INSERT INTO events (owner) VALUES ('"+owner+"')")
+			return err
+		}},
+		{"batch", func(ctx context.Context, db tenantctx.DB, owner string) error {
+			b := &pgx.Batch{}
+			b.Queue("INSERT INTO events (owner) VALUES ($1)", owner)
+			return db.SendBatch(ctx, b).Close()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newTenantName("ssr")
+			e := newEnv(t, 1, tenant.Config{Resolver: byHeader})
+			provisionAt(t, e, eventsV1, a)
+			_, err := runCounted(e, a, func(ctx context.Context, db tenantctx.DB) error { return tc.write(ctx, db, "v1") })
+			require.NoError(t, err) // admitted at v1
+			provisionAt(t, e, eventsV2, a)
+
+			n, err := runCounted(e, a, func(ctx context.Context, db tenantctx.DB) error {
+				sp, err := db.Begin(ctx)
+				if err != nil {
+					return err
+				}
+				if err := tc.write(ctx, sp, "undone"); err != nil {
+					return err
+				}
+				if err := sp.Rollback(ctx); err != nil {
+					return err
+				}
+				return tc.write(ctx, db, "kept")
+			})
+			require.NoError(t, err)
+			assert.Equal(t, 1, n)
+			assert.Equal(t, 0, e.count(t, `SELECT count(*) FROM "`+a+`".events WHERE owner = 'undone'`))
+			assert.Equal(t, 1, e.count(t, `SELECT count(*) FROM "`+a+`".events WHERE owner = 'kept'`))
 		})
 	}
 }
