@@ -61,6 +61,16 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 	}
 	p := &pipelined{pl: pl}
 	head := s.sendHead(pl, st, begin)
+	// described are the statements prepared on the connection to describe them, and
+	// parsed those parsed in the batch itself: they join the connection's cache once
+	// the batch is sent (the described ones whatever happens next: the server has
+	// them). Added one by one, they could evict each other while the batch needs them.
+	var described, parsed []string
+	defer func() {
+		for _, name := range described {
+			st.add(name)
+		}
+	}()
 	if len(unknown) > 0 { // describe them, in the transaction, then send the batch
 		names := make([]string, len(unknown))
 		again := make([]bool, len(unknown))
@@ -88,7 +98,7 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 			sd.Name, sd.SQL = names[i], sql
 			s.b.stmts.put(sd)
 			if st.named() {
-				st.add(sd.Name)
+				described = append(described, sd.Name)
 			}
 			for j := range queue {
 				if queue[j].sql == sql {
@@ -119,7 +129,6 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 		}
 	}
 	br := &ownBatch{s: s, conn: conn, p: p, queue: b.QueuedQueries, skip: make([]bool, len(queue))}
-	var parsed []string
 	for i, q := range queue {
 		sd, bq := sds[i], &builders[i]
 		switch {
@@ -127,7 +136,7 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 			pl.SendQueryParams(q.sql, bq.ParamValues, nil, bq.ParamFormats, bq.ResultFormats)
 		case !st.named():
 			pl.SendQueryParams(q.sql, bq.ParamValues, sd.ParamOIDs, bq.ParamFormats, bq.ResultFormats)
-		case st.has(sd.Name) || slices.Contains(parsed, sd.Name):
+		case st.has(sd.Name) || slices.Contains(described, sd.Name) || slices.Contains(parsed, sd.Name):
 			pl.SendQueryStatement(sd, bq.ParamValues, bq.ParamFormats, bq.ResultFormats)
 		default:
 			pl.SendPrepare(sd.Name, q.sql, sd.ParamOIDs)

@@ -153,3 +153,48 @@ func TestSavepointSurvivesARefreshedBegin(t *testing.T) {
 		})
 	}
 }
+
+// A batch with more statements than the connection's cache holds. Those described
+// first, in the batch's own transaction, were added to the cache one by one, so the
+// later ones evicted the earlier before the batch ran: the batch then parsed them
+// again under a name the server still had (42P05), and the request ran again. Every
+// batch of a tenant new to the process (or after a migration) did that.
+func TestBatchLargerThanTheStatementCache(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		capacity int
+		sql      []string
+	}{
+		{"three new statements, room for two", 2, []string{"SELECT $1::int + 1", "SELECT $1::int + 2", "SELECT $1::int + 3"}},
+		{"two new statements, room for one", 1, []string{"SELECT $1::int + 1", "SELECT $1::int + 2"}},
+		{"repeated ones, room for one", 1, []string{"SELECT $1::int + 1", "SELECT $1::int + 2", "SELECT $1::int + 1", "SELECT $1::int + 2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newTenantName("blc")
+			e := newEnvOn(t, testdb.URL(t), 1, withStatementCache(tc.capacity), tenant.Config{Resolver: byHeader}, a)
+			want := make([]int, len(tc.sql))
+			for i, sql := range tc.sql {
+				want[i] = 1 + int(sql[len(sql)-1]-'0')
+			}
+			for round := range 3 { // described, then known, then known and prepared as far as they fit
+				var got []int
+				n, err := runCounted(e, a, func(ctx context.Context, db tenantctx.DB) error {
+					got = got[:0]
+					b := &pgx.Batch{}
+					for _, sql := range tc.sql {
+						b.Queue(sql, 1).QueryRow(func(row pgx.Row) error {
+							var v int
+							err := row.Scan(&v)
+							got = append(got, v)
+							return err
+						})
+					}
+					return db.SendBatch(ctx, b).Close()
+				})
+				require.NoError(t, err, "round %d", round)
+				assert.Equal(t, want, got, "round %d", round)
+				assert.Equal(t, 1, n, "round %d: one attempt", round)
+			}
+		})
+	}
+}
