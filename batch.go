@@ -65,19 +65,28 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 	// parsed those parsed in the batch itself: they join the connection's cache once
 	// the batch is sent (the described ones whatever happens next: the server has
 	// them). Added one by one, they could evict each other while the batch needs them.
+	// When the search_path was not the tenant's, those described are closed instead.
 	var described, parsed []string
+	intact := true
 	defer func() {
 		for _, name := range described {
-			st.add(name)
+			if intact {
+				st.add(name)
+			} else {
+				st.drop(name)
+			}
 		}
 	}()
 	if len(unknown) > 0 { // describe them, in the transaction, then send the batch
+		var fresh []*pgconn.StatementDescription
+		intact = begin // until the path check answers
 		names := make([]string, len(unknown))
 		again := make([]bool, len(unknown))
 		for i, sql := range unknown {
 			names[i] = statementName(s.b.key, sql)
 			again[i] = s.prepareAgain(pl, st, names[i], sql)
 		}
+		s.sendPathCheck(pl, begin)
 		if err := pl.Sync(); err != nil {
 			return nil, err
 		}
@@ -96,7 +105,7 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 				return failedBatch(p), nil
 			}
 			sd.Name, sd.SQL = names[i], sql
-			s.b.stmts.put(sd)
+			fresh = append(fresh, sd)
 			if st.named() {
 				described = append(described, sd.Name)
 			}
@@ -104,6 +113,14 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 				if queue[j].sql == sql {
 					sds[j] = sd
 				}
+			}
+		}
+		if intact = begin || p.pathIntact(); p.err != nil {
+			return failedBatch(p), nil
+		}
+		for _, sd := range fresh {
+			if intact { // else described in another schema: this request's alone (see sendPathCheck)
+				s.b.stmts.put(sd)
 			}
 		}
 		if p.err = pl.Close(); p.err != nil {

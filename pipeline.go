@@ -140,6 +140,7 @@ func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connSta
 	case sd == nil: // describe it first, in this transaction
 		name = statementName(s.b.key, sql)
 		reprepare = s.prepareAgain(p.pl, st, name, sql)
+		s.sendPathCheck(p.pl, begin)
 	case !st.named():
 		p.pl.SendQueryParams(sql, st.builder.ParamValues, sd.ParamOIDs, st.builder.ParamFormats, st.builder.ResultFormats)
 	case st.has(sd.Name):
@@ -171,9 +172,18 @@ func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connSta
 			return p, nil
 		}
 		fresh.Name, fresh.SQL, sd = name, sql, fresh
-		s.b.stmts.put(sd)
-		if st.named() {
-			st.add(name)
+		intact := begin || p.pathIntact()
+		if p.err != nil {
+			return p, nil
+		}
+		switch {
+		case intact:
+			s.b.stmts.put(sd)
+			if st.named() {
+				st.add(name)
+			}
+		case st.named(): // described in another schema: this request's alone, and closed after it
+			st.drop(name)
 		}
 		if p.err = p.pl.Close(); p.err != nil { // its Sync
 			return p, nil
@@ -223,6 +233,32 @@ func (s *session) prepareAgain(pl *pgconn.Pipeline, st *connState, name, sql str
 	}
 	pl.SendPrepare(name, sql, nil)
 	return reprepared
+}
+
+// pathCheckSQL answers whether the transaction's search_path is still the one the
+// binding's begin set (bindSQL's, with the binding's bindArgs).
+const pathCheckSQL = "SELECT current_setting('search_path') = quote_ident($1) || $2"
+
+// sendPathCheck queues pathCheckSQL after statements to describe, unless the begin goes
+// in the same round trip (nothing can have changed the path before them). A handler
+// that changed the search_path (SET LOCAL, set_config, RESET ALL) fails at its end,
+// but a description learned meanwhile would be another schema's, and shared with the
+// tenant's later requests: the check keeps it to this request.
+func (s *session) sendPathCheck(pl *pgconn.Pipeline, begin bool) {
+	if !begin {
+		pl.SendQueryParams(pathCheckSQL, s.b.bindArgs, nil, nil, nil)
+	}
+}
+
+// pathIntact reads pathCheckSQL's answer.
+func (p *pipelined) pathIntact() bool {
+	p.next()
+	if p.err != nil {
+		return false
+	}
+	intact := p.rr.NextRow() && string(p.rr.Values()[0]) == "t"
+	_, p.err = p.rr.Close()
+	return intact && p.err == nil
 }
 
 // beginOnly begins (when asked) without a statement, whose error was found before

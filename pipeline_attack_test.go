@@ -6,7 +6,9 @@ package tenant_test
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -196,5 +198,54 @@ func TestBatchLargerThanTheStatementCache(t *testing.T) {
 				assert.Equal(t, 1, n, "round %d: one attempt", round)
 			}
 		})
+	}
+}
+
+// A handler that points search_path at another tenant's schema fails at its end (the
+// check), but a statement described meanwhile took the other schema's types, and the
+// description was shared with the tenant's later requests: each then stored its
+// timestamp converted as a timestamptz (hours off) and failed on the integer code
+// the other tenant has as text. A description is kept only when the path was the
+// tenant's.
+func TestDescriptionsNeverLearnedOnAnotherPath(t *testing.T) {
+	const insert = "INSERT INTO events (owner, at, amount, code) VALUES ($1, $2, $3, $4)"
+	for _, tc := range []struct {
+		name   string
+		insert func(ctx context.Context, db tenantctx.DB, owner string) error
+	}{
+		{"statement", func(ctx context.Context, db tenantctx.DB, owner string) error {
+			_, err := db.Exec(ctx, insert, owner, eventAt, eventAmount, "7")
+			return err
+		}},
+		{"batch", func(ctx context.Context, db tenantctx.DB, owner string) error {
+			b := &pgx.Batch{}
+			b.Queue(insert, owner, eventAt, eventAmount, "7")
+			return db.SendBatch(ctx, b).Close()
+		}},
+	} {
+		for _, unbind := range []string{`SET LOCAL search_path TO "%s"`, `SELECT set_config('search_path', '"%s"', true)`} {
+			t.Run(tc.name+"/"+unbind[:10], func(t *testing.T) {
+				a, b := newTenantName("dnl"), newTenantName("dnlb")
+				e := newEnv(t, 1, tenant.Config{Resolver: byHeader})
+				provisionAt(t, e, eventsV1, a) // at timestamp, amount float8, code int
+				provisionAt(t, e, eventsV2, b) // at timestamptz, amount numeric, code text
+				_, err := runCounted(e, a, func(ctx context.Context, db tenantctx.DB) error {
+					if _, err := db.Exec(ctx, strings.Replace(unbind, "%s", b, 1)); err != nil {
+						return err
+					}
+					return tc.insert(ctx, db, "unbound")
+				})
+				require.ErrorIs(t, err, tenant.ErrTransactionLost)
+				assert.Zero(t, e.count(t, `SELECT count(*) FROM "`+b+`".events`), "rolled back")
+
+				n, err := runCounted(e, a, func(ctx context.Context, db tenantctx.DB) error { return tc.insert(ctx, db, "later") })
+				require.NoError(t, err)
+				assert.Equal(t, 1, n)
+				epoch, amount, code := storedEvent(t, e, a)
+				assert.Equal(t, time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).Unix(), epoch, "a timestamp stores the wall clock")
+				assert.Equal(t, "1.2345678901234568e+16", amount)
+				assert.Equal(t, "7", code)
+			})
+		}
 	}
 }
