@@ -249,3 +249,52 @@ func TestDescriptionsNeverLearnedOnAnotherPath(t *testing.T) {
 		}
 	}
 }
+
+// The closing of statements evicted from the connection's cache goes behind the
+// begin: when the begin fails (here its LOCK of the version marker times out behind
+// a migration's lock), the server skips them, and the session must close them in a
+// later round trip. Forgotten, they stayed prepared, and preparing one again failed
+// with 42P05 on every attempt.
+func TestFailedBeginKeepsEvictedStatementsToClose(t *testing.T) {
+	a := newTenantName("fbk")
+	ctx := context.Background()
+	opts := append(withStatementCache(1), pool.WithConfig(func(c *pgxpool.Config) { c.ConnConfig.RuntimeParams["lock_timeout"] = "50ms" }))
+	e := newEnvOn(t, testdb.URL(t), 1, opts, tenant.Config{Resolver: byHeader}, a)
+	statements := []string{"SELECT $1::int", "SELECT $1::int + 1"}
+	_, err := runCounted(e, a, func(ctx context.Context, db tenantctx.DB) error {
+		for _, sql := range statements { // the second evicts the first
+			if _, err := db.Exec(ctx, sql, 1); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+
+	migration, err := e.admin.Begin(ctx)
+	require.NoError(t, err)
+	_, err = migration.Exec(ctx, "LOCK TABLE "+markerOf(t, e, a)+" IN ACCESS EXCLUSIVE MODE")
+	require.NoError(t, err)
+	_, err = runCounted(e, a, func(ctx context.Context, db tenantctx.DB) error {
+		_, err := db.Exec(ctx, "SELECT $1::int + 2", 1)
+		return err
+	})
+	require.ErrorIs(t, err, tenant.ErrUnavailable)
+	require.NoError(t, migration.Rollback(ctx))
+
+	var got []int
+	n, err := runCounted(e, a, func(ctx context.Context, db tenantctx.DB) error {
+		got = got[:0]
+		for _, sql := range statements {
+			var v int
+			if err := db.QueryRow(ctx, sql, 7).Scan(&v); err != nil {
+				return err
+			}
+			got = append(got, v)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []int{7, 8}, got)
+	assert.Equal(t, 1, n)
+}
