@@ -55,16 +55,38 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 		}
 	}
 
-	pl := conn.PgConn().StartPipeline(ctx)
+	pl, err := startPipeline(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
 	p := &pipelined{pl: pl}
 	head := s.sendHead(pl, st, begin)
+	// described are the statements prepared on the connection to describe them, and
+	// parsed those parsed in the batch itself: they join the connection's cache once
+	// the batch is sent (the described ones whatever happens next: the server has
+	// them). Added one by one, they could evict each other while the batch needs them.
+	// When the search_path was not the tenant's, those described are closed instead.
+	var described, parsed []string
+	intact := true
+	defer func() {
+		for _, name := range described {
+			if intact {
+				st.add(name)
+			} else {
+				st.drop(name)
+			}
+		}
+	}()
 	if len(unknown) > 0 { // describe them, in the transaction, then send the batch
+		var fresh []*pgconn.StatementDescription
+		intact = begin // until the path check answers
 		names := make([]string, len(unknown))
 		again := make([]bool, len(unknown))
 		for i, sql := range unknown {
 			names[i] = statementName(s.b.key, sql)
 			again[i] = s.prepareAgain(pl, st, names[i], sql)
 		}
+		s.sendPathCheck(pl, begin)
 		if err := pl.Sync(); err != nil {
 			return nil, err
 		}
@@ -83,14 +105,22 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 				return failedBatch(p), nil
 			}
 			sd.Name, sd.SQL = names[i], sql
-			s.b.stmts.put(sd)
+			fresh = append(fresh, sd)
 			if st.named() {
-				st.add(sd.Name)
+				described = append(described, sd.Name)
 			}
 			for j := range queue {
 				if queue[j].sql == sql {
 					sds[j] = sd
 				}
+			}
+		}
+		if intact = begin || p.pathIntact(); p.err != nil {
+			return failedBatch(p), nil
+		}
+		for _, sd := range fresh {
+			if intact { // else described in another schema: this request's alone (see sendPathCheck)
+				s.b.stmts.put(sd)
 			}
 		}
 		if p.err = pl.Close(); p.err != nil {
@@ -116,7 +146,6 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 		}
 	}
 	br := &ownBatch{s: s, conn: conn, p: p, queue: b.QueuedQueries, skip: make([]bool, len(queue))}
-	var parsed []string
 	for i, q := range queue {
 		sd, bq := sds[i], &builders[i]
 		switch {
@@ -124,7 +153,7 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 			pl.SendQueryParams(q.sql, bq.ParamValues, nil, bq.ParamFormats, bq.ResultFormats)
 		case !st.named():
 			pl.SendQueryParams(q.sql, bq.ParamValues, sd.ParamOIDs, bq.ParamFormats, bq.ResultFormats)
-		case st.has(sd.Name) || slices.Contains(parsed, sd.Name):
+		case st.has(sd.Name) || slices.Contains(described, sd.Name) || slices.Contains(parsed, sd.Name):
 			pl.SendQueryStatement(sd, bq.ParamValues, bq.ParamFormats, bq.ResultFormats)
 		default:
 			pl.SendPrepare(sd.Name, q.sql, sd.ParamOIDs)

@@ -36,7 +36,7 @@ func beginName(begin string) string {
 // pipelineHead is what sendHead queued, for readHead.
 type pipelineHead struct {
 	begin   []string // the begin's results in order: a helper statement's name where its description comes, "" for a statement's result
-	closing int
+	closing []string // the evicted statements closed behind the begin
 	pending int
 }
 
@@ -84,7 +84,7 @@ func (s *session) sendHead(pl *pgconn.Pipeline, st *connState, begin bool) pipel
 	for _, name := range st.closing {
 		pl.SendDeallocate(name)
 	}
-	h.closing, st.closing = len(st.closing), nil
+	h.closing, st.closing = st.closing, nil
 	for _, q := range s.pending {
 		pl.SendQueryParams(q, nil, nil, nil, nil)
 	}
@@ -106,8 +106,9 @@ func (s *session) readHead(p *pipelined, st *connState, h pipelineHead) error {
 		} else {
 			err = p.readPlain(1)
 		}
-		if err != nil {
+		if err != nil { // the server skipped the rest: the statements are still to close
 			_ = p.pl.Close()
+			st.closing = append(h.closing, st.closing...)
 			return err
 		}
 	}

@@ -126,7 +126,11 @@ func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connSta
 		return s.beginOnly(ctx, conn, begin, buildErr)
 	}
 
-	p := &pipelined{pl: conn.PgConn().StartPipeline(ctx)}
+	pl, err := startPipeline(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	p := &pipelined{pl: pl}
 	head := s.sendHead(p.pl, st, begin)
 	var name string
 	var reprepare bool
@@ -136,6 +140,7 @@ func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connSta
 	case sd == nil: // describe it first, in this transaction
 		name = statementName(s.b.key, sql)
 		reprepare = s.prepareAgain(p.pl, st, name, sql)
+		s.sendPathCheck(p.pl, begin)
 	case !st.named():
 		p.pl.SendQueryParams(sql, st.builder.ParamValues, sd.ParamOIDs, st.builder.ParamFormats, st.builder.ResultFormats)
 	case st.has(sd.Name):
@@ -167,9 +172,18 @@ func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connSta
 			return p, nil
 		}
 		fresh.Name, fresh.SQL, sd = name, sql, fresh
-		s.b.stmts.put(sd)
-		if st.named() {
-			st.add(name)
+		intact := begin || p.pathIntact()
+		if p.err != nil {
+			return p, nil
+		}
+		switch {
+		case intact:
+			s.b.stmts.put(sd)
+			if st.named() {
+				st.add(name)
+			}
+		case st.named(): // described in another schema: this request's alone, and closed after it
+			st.drop(name)
 		}
 		if p.err = p.pl.Close(); p.err != nil { // its Sync
 			return p, nil
@@ -221,10 +235,40 @@ func (s *session) prepareAgain(pl *pgconn.Pipeline, st *connState, name, sql str
 	return reprepared
 }
 
+// pathCheckSQL answers whether the transaction's search_path is still the one the
+// binding's begin set (bindSQL's, with the binding's bindArgs).
+const pathCheckSQL = "SELECT current_setting('search_path') = quote_ident($1) || $2"
+
+// sendPathCheck queues pathCheckSQL after statements to describe, unless the begin goes
+// in the same round trip (nothing can have changed the path before them). A handler
+// that changed the search_path (SET LOCAL, set_config, RESET ALL) fails at its end,
+// but a description learned meanwhile would be another schema's, and shared with the
+// tenant's later requests: the check keeps it to this request.
+func (s *session) sendPathCheck(pl *pgconn.Pipeline, begin bool) {
+	if !begin {
+		pl.SendQueryParams(pathCheckSQL, s.b.bindArgs, nil, nil, nil)
+	}
+}
+
+// pathIntact reads pathCheckSQL's answer.
+func (p *pipelined) pathIntact() bool {
+	p.next()
+	if p.err != nil {
+		return false
+	}
+	intact := p.rr.NextRow() && string(p.rr.Values()[0]) == "t"
+	_, p.err = p.rr.Close()
+	return intact && p.err == nil
+}
+
 // beginOnly begins (when asked) without a statement, whose error was found before
 // anything was sent: it is the result, the transaction begun as if it had run.
 func (s *session) beginOnly(ctx context.Context, conn *pgx.Conn, begin bool, stmtErr error) (*pipelined, error) {
-	p := &pipelined{pl: conn.PgConn().StartPipeline(ctx)}
+	pl, err := startPipeline(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	p := &pipelined{pl: pl}
 	if begin {
 		st := stateOf(conn)
 		pending := s.pending
@@ -242,6 +286,23 @@ func (s *session) beginOnly(ctx context.Context, conn *pgx.Conn, begin bool, stm
 	}
 	p.err = stmtErr
 	return p, nil
+}
+
+// startPipeline starts a pipeline on conn, or fails before anything is queued: when
+// pgconn would refuse it (the connection busy with results still being read, closed,
+// or ctx already done), sendHead must not take the statements to close and the
+// savepoint commands from the connection and the session, since none would be sent.
+func startPipeline(ctx context.Context, conn *pgx.Conn) (*pgconn.Pipeline, error) {
+	pc := conn.PgConn()
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case pc.IsClosed():
+		return nil, errors.New("conn closed")
+	case pc.IsBusy():
+		return nil, errors.New("conn busy")
+	}
+	return pc.StartPipeline(ctx), nil
 }
 
 // readPlain reads the results of n statements without rows, up to the first error.

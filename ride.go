@@ -16,7 +16,11 @@ import (
 // same round trip. beginErr is the begin's error; stmtErr the describe's.
 func (s *session) describeWithBegin(ctx context.Context, conn *pgx.Conn, sql string) (sd *pgconn.StatementDescription, stmtErr, beginErr error) {
 	st := stateOf(conn)
-	p := &pipelined{pl: conn.PgConn().StartPipeline(ctx)}
+	pl, err := startPipeline(ctx, conn)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &pipelined{pl: pl}
 	head := s.sendHead(p.pl, st, true)
 	p.pl.SendPrepare("", sql, nil)
 	if err := p.pl.Sync(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -110,7 +111,16 @@ type rideAlong func(conn *pgx.Conn) (rode bool, beginErr error)
 // is replaced, twice at most.
 func (s *session) begin(ctx context.Context, ride rideAlong) (rode bool, err error) {
 	refreshed, deadConns := false, 0
+	// A ride takes the queued savepoint commands with it; when its begin fails, the
+	// server skipped them, and the next try (or the next call) must send them again.
+	pending := slices.Clone(s.pending)
+	defer func() {
+		if err != nil {
+			s.pending = pending
+		}
+	}()
 	for {
+		s.pending = slices.Clone(pending)
 		conn, err := s.pool.Acquire(ctx)
 		if err != nil {
 			return false, s.beginFailed(ctx, fmt.Errorf("%w: %w", ErrUnavailable, err))
