@@ -88,3 +88,35 @@ func TestBatches(t *testing.T) {
 		assert.Zero(t, e.count(t, `SELECT count(*) FROM "`+a+`".events WHERE owner = 'not-run'`))
 	})
 }
+
+// A batch query's callback that calls the session gets an error, as pgx answers for
+// a connection whose batch is open, instead of waiting forever for the batch's own
+// lock (the request used to hang); the batch and the request end.
+func TestBatchCallbackCallingTheSession(t *testing.T) {
+	a := newTenantName("bcb")
+	e := newEnv(t, 1, tenant.Config{Resolver: byHeader}, a)
+	var inner error
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		db := tenantctx.Session(r.Context())
+		b := &pgx.Batch{}
+		b.Queue("SELECT value FROM counter WHERE id = $1", 1).QueryRow(func(row pgx.Row) error {
+			var v int
+			if err := row.Scan(&v); err != nil {
+				return err
+			}
+			_, inner = db.Exec(r.Context(), "UPDATE counter SET value = $1 WHERE id = 1", v+1)
+			return nil
+		})
+		assert.NoError(t, db.SendBatch(r.Context(), b).Close())
+	}))
+	done := make(chan int, 1)
+	go func() { done <- do(h, "POST", "/", nil, "X-Tenant", a).Code }()
+	select {
+	case code := <-done:
+		assert.Equal(t, 200, code)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request hangs")
+	}
+	assert.ErrorContains(t, inner, "conn busy")
+	assert.Zero(t, e.count(t, `SELECT value FROM "`+a+`".counter WHERE id = 1`))
+}

@@ -218,6 +218,9 @@ type observedBatch struct {
 func (b *observedBatch) Exec() (pgconn.CommandTag, error) {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
+	if b.s.batchOpen != nil {
+		return pgconn.CommandTag{}, errConnBusy
+	}
 	if b.s.ended {
 		return pgconn.CommandTag{}, tenantctx.ErrSessionEnded
 	}
@@ -229,6 +232,9 @@ func (b *observedBatch) Exec() (pgconn.CommandTag, error) {
 func (b *observedBatch) Query() (pgx.Rows, error) {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
+	if b.s.batchOpen != nil {
+		return nil, errConnBusy
+	}
 	if b.s.ended {
 		return nil, tenantctx.ErrSessionEnded
 	}
@@ -243,19 +249,40 @@ func (b *observedBatch) Query() (pgx.Rows, error) {
 func (b *observedBatch) QueryRow() pgx.Row {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
+	if b.s.batchOpen != nil {
+		return scope.FailedRow{Err: errConnBusy}
+	}
 	if b.s.ended {
 		return scope.FailedRow{Err: tenantctx.ErrSessionEnded}
 	}
 	return observedRow{row: b.BatchResults.QueryRow(), s: b.s}
 }
 
+// Close reads what is left of the batch and runs the queries' callbacks. They run
+// without the session's lock, so that one calling the session gets errConnBusy (as
+// pgx answers for a connection whose batch is open) instead of waiting for itself;
+// the end of the request waits for Close.
 func (b *observedBatch) Close() error {
 	b.s.mu.Lock()
-	defer b.s.mu.Unlock()
 	if b.s.ended {
+		b.s.mu.Unlock()
 		return tenantctx.ErrSessionEnded
 	}
+	if b.s.batchOpen != nil { // another goroutine closes it
+		b.s.mu.Unlock()
+		return errConnBusy
+	}
+	open := make(chan struct{})
+	b.s.batchOpen = open
+	b.s.mu.Unlock()
 	err := b.BatchResults.Close()
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	b.s.batchOpen = nil
+	close(open)
 	b.s.note(err)
 	return err
 }
+
+// errConnBusy is what a call gets while a batch's callbacks run on the connection.
+var errConnBusy = errors.New("tenant: conn busy: a batch is being closed (a batch's callbacks must not use the session)")

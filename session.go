@@ -37,12 +37,16 @@ type session struct {
 	// not write, go without. Set before the session is used.
 	checkApart bool
 
-	mu            sync.Mutex
-	b             *binding
-	conn          *pgxpool.Conn // once begun
-	savepoint     int64         // savepoints begun, for their names
-	pending       []string      // savepoint commands to send before the next statement
-	ended         bool
+	mu        sync.Mutex
+	b         *binding
+	conn      *pgxpool.Conn // once begun
+	savepoint int64         // savepoints begun, for their names
+	pending   []string      // savepoint commands to send before the next statement
+	ended     bool
+	// batchOpen is closed when the batch whose callbacks run (without the lock, so
+	// that they may call the session and get errConnBusy rather than wait forever) is
+	// closed; nil otherwise.
+	batchOpen     chan struct{}
 	conflict      bool  // a serialization failure, deadlock or stale plan was seen
 	lostStatement bool  // ... or a cached statement missing on the server
 	connLost      bool  // the connection died: the transaction with it, nothing committed
@@ -271,6 +275,12 @@ func (s *session) sawConflict() bool {
 func (s *session) finish(ctx context.Context, commit bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for s.batchOpen != nil { // a goroutine still reads a batch on the connection
+		open := s.batchOpen
+		s.mu.Unlock()
+		<-open
+		s.mu.Lock()
+	}
 	conn, lost, dirty := s.conn, s.lost, s.dirty
 	s.conn, s.ended = nil, true
 	if conn == nil {

@@ -20,6 +20,9 @@ import (
 func (s *session) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.batchOpen != nil {
+		return pgconn.CommandTag{}, errConnBusy
+	}
 	if len(args) == 0 {
 		if s.conn == nil && !s.ended {
 			var tag pgconn.CommandTag
@@ -65,6 +68,9 @@ func (s *session) Exec(ctx context.Context, sql string, args ...any) (pgconn.Com
 func (s *session) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.batchOpen != nil {
+		return nil, errConnBusy
+	}
 	c, p, err := s.send(ctx, sql, args)
 	if err != nil {
 		return nil, err
@@ -87,6 +93,9 @@ func (s *session) Query(ctx context.Context, sql string, args ...any) (pgx.Rows,
 func (s *session) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.batchOpen != nil {
+		return scope.FailedRow{Err: errConnBusy}
+	}
 	c, p, err := s.send(ctx, sql, args)
 	switch {
 	case err != nil:
@@ -109,6 +118,9 @@ func (s *session) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.batchOpen != nil {
+		return scope.FailedBatch{Err: errConnBusy}
+	}
 	own := batchSendsItself(b)
 	if own && s.conn == nil && !s.ended {
 		var br *ownBatch
@@ -153,6 +165,9 @@ func (s *session) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 func (s *session) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.batchOpen != nil {
+		return 0, errConnBusy
+	}
 	if s.conn == nil && !s.ended && len(s.pending) == 0 { // the table's types are learned in the begin's round trip
 		sql, cols := copyDescribeSQL(table, columns)
 		var sd *pgconn.StatementDescription

@@ -22,6 +22,9 @@ func (s *session) Begin(ctx context.Context) (pgx.Tx, error) {
 	if s.ended {
 		return nil, tenantctx.ErrSessionEnded
 	}
+	if s.batchOpen != nil {
+		return nil, errConnBusy
+	}
 	if s.conn != nil {
 		if _, err := s.use(ctx, ""); err != nil {
 			return nil, err
