@@ -145,7 +145,7 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 			return failedBatch(p), nil
 		}
 	}
-	br := &ownBatch{s: s, conn: conn, p: p, queue: b.QueuedQueries, skip: make([]bool, len(queue))}
+	br := &ownBatch{s: s, conn: conn, p: p, queue: b.QueuedQueries, skip: make([]bool, len(queue)), sent: queue, sds: sds}
 	for i, q := range queue {
 		sd, bq := sds[i], &builders[i]
 		switch {
@@ -181,7 +181,9 @@ type ownBatch struct {
 	conn   *pgx.Conn
 	p      *pipelined
 	queue  []*pgx.QueuedQuery
-	skip   []bool // a description comes before the query's results (it was parsed in the batch)
+	sent   []statement                    // the queries as sent (rewritten)
+	sds    []*pgconn.StatementDescription // their descriptions (nil in exec mode)
+	skip   []bool                         // a description comes before the query's results (it was parsed in the batch)
 	next   int
 	err    error
 	last   pgx.Rows
@@ -203,7 +205,7 @@ func (b *ownBatch) results() (*pgconn.ResultReader, error) {
 	case b.closed:
 		return nil, errBatchClosed
 	case b.last != nil && b.last.Err() != nil:
-		b.err = b.last.Err()
+		b.err = b.stale(b.next-1, b.last.Err())
 		return nil, b.err
 	case b.next >= len(b.queue):
 		return nil, errors.New("no more results in batch")
@@ -212,15 +214,29 @@ func (b *ownBatch) results() (*pgconn.ResultReader, error) {
 	b.next++
 	if b.skip[i] {
 		if b.p.description(); b.p.err != nil {
-			b.err = b.p.err
+			b.err = b.stale(i, b.p.err)
 			return nil, b.err
 		}
 	}
 	if b.p.next(); b.p.err != nil {
-		b.err = b.p.err
+		b.err = b.stale(i, b.p.err)
 		return nil, b.err
 	}
 	return b.p.rr, nil
+}
+
+// stale forgets query i's description and prepared statement when err says they
+// must not be used again (see staleStatement), as a single statement's failure does,
+// and returns err.
+func (b *ownBatch) stale(i int, err error) error {
+	if i < 0 || i >= len(b.sds) || b.sds[i] == nil || !staleStatement(err) {
+		return err
+	}
+	b.s.b.stmts.forget(b.sent[i].sql)
+	if st := stateOf(b.conn); st.named() {
+		st.drop(b.sds[i].Name)
+	}
+	return err
 }
 
 func (b *ownBatch) Exec() (pgconn.CommandTag, error) {
@@ -230,7 +246,7 @@ func (b *ownBatch) Exec() (pgconn.CommandTag, error) {
 	}
 	tag, err := rr.Close()
 	if err != nil {
-		b.err = err
+		b.err = b.stale(b.next-1, err)
 	}
 	return tag, err
 }
@@ -263,7 +279,7 @@ func (b *ownBatch) Close() error {
 		return b.err
 	}
 	if b.err == nil && b.last != nil && b.last.Err() != nil {
-		b.err = b.last.Err()
+		b.err = b.stale(b.next-1, b.last.Err())
 	}
 	for b.err == nil && b.next < len(b.queue) {
 		if fn := b.queue[b.next].Fn; fn != nil {

@@ -2,6 +2,7 @@ package tenant_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -119,4 +120,60 @@ func TestBatchCallbackCallingTheSession(t *testing.T) {
 	}
 	assert.ErrorContains(t, inner, "conn busy")
 	assert.Zero(t, e.count(t, `SELECT value FROM "`+a+`".counter WHERE id = 1`))
+}
+
+// A table changed outside the migrations (its result type changed under a prepared
+// statement) fails a batch's statement with "cached plan must not change result
+// type": the request runs again, and the statement, forgotten, is prepared afresh,
+// so it and the requests after it succeed rather than fail until it is evicted.
+func TestBatchStatementStaleAfterAnAlter(t *testing.T) {
+	a := newTenantName("bst")
+	e := newEnv(t, 1, tenant.Config{Resolver: byHeader}, a)
+	ctx := context.Background()
+	var got string
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := &pgx.Batch{}
+		b.Queue("SELECT value FROM counter WHERE id = $1", 1).QueryRow(func(row pgx.Row) error {
+			var v any
+			err := row.Scan(&v)
+			got = fmt.Sprintf("%T %v", v, v)
+			return err
+		})
+		if err := tenantctx.Session(r.Context()).SendBatch(r.Context(), b).Close(); err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	}))
+	require.Equal(t, 200, do(h, "GET", "/", nil, "X-Tenant", a).Code)
+	require.Equal(t, "int32 0", got)
+	_, err := e.admin.Exec(ctx, `ALTER TABLE "`+a+`".counter ALTER value TYPE bigint`)
+	require.NoError(t, err)
+	for i := range 3 {
+		rec := do(h, "GET", "/", nil, "X-Tenant", a)
+		require.Equal(t, 200, rec.Code, "request %d: %s", i, rec.Body)
+		assert.Equal(t, "int64 0", got, "request %d", i)
+	}
+}
+
+// A batch query's callback that panics ends the request like any panic: its end does
+// not wait forever for the batch to close, and the connection goes back to the pool.
+func TestBatchCallbackPanics(t *testing.T) {
+	a := newTenantName("bcp")
+	e := newEnv(t, 1, tenant.Config{Resolver: byHeader}, a)
+	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := &pgx.Batch{}
+		b.Queue("SELECT value FROM counter WHERE id = $1", 1).QueryRow(func(pgx.Row) error { panic("boom") })
+		_ = tenantctx.Session(r.Context()).SendBatch(r.Context(), b).Close()
+	}))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { _ = recover() }()
+		do(h, "POST", "/", nil, "X-Tenant", a)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request hangs")
+	}
+	assert.Zero(t, e.pool.Stat().AcquiredConns())
 }

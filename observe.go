@@ -275,12 +275,15 @@ func (b *observedBatch) Close() error {
 	open := make(chan struct{})
 	b.s.batchOpen = open
 	b.s.mu.Unlock()
-	err := b.BatchResults.Close()
-	b.s.mu.Lock()
-	defer b.s.mu.Unlock()
-	b.s.batchOpen = nil
-	close(open)
-	b.s.note(err)
+	var err error
+	defer func() { // also when a callback panics: the end of the request waits for this
+		b.s.mu.Lock()
+		defer b.s.mu.Unlock()
+		b.s.batchOpen = nil
+		close(open)
+		b.s.note(err)
+	}()
+	err = b.BatchResults.Close()
 	return err
 }
 
