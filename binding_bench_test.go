@@ -12,14 +12,9 @@ import (
 	"github.com/tenantkit/tenant/schema"
 )
 
-// BenchmarkTransactionShape measures, without HTTP, what a one-query transaction costs
-// the session's way against the hand-written way, on a pool of one connection: the
-// hand-written transaction (BEGIN with SET LOCAL search_path in one round trip, the
-// prepared SELECT, COMMIT: three round trips); the session's (the prepared begin, the
-// version lock and the SELECT in one round trip; the prepared check, COMMIT and reset
-// in another), with the check answered apart from COMMIT (what requests other than GET
-// send) and without; and the scripts the session sent before (three round trips).
-func BenchmarkTransactionShape(b *testing.B) {
+// benchTenant provisions tenant name with a counter table, on a pool of one
+// connection, and returns the pool and the tenant's binding; both go when b ends.
+func benchTenant(b *testing.B, name string) (*pgxpool.Pool, *binding) {
 	ctx := context.Background()
 	cfg, err := pgxpool.ParseConfig(testdb.DatabaseURL())
 	if err != nil {
@@ -30,23 +25,35 @@ func BenchmarkTransactionShape(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer pool.Close()
+	b.Cleanup(pool.Close)
 	p, err := schema.NewProvisioner(pool, schema.Config{Migrations: fstest.MapFS{
 		"001_counter.sql": {Data: []byte("CREATE TABLE counter (id int PRIMARY KEY, value int); INSERT INTO counter VALUES (1, 0)")},
 	}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	const name = "bench_shape"
 	if err := p.Ensure(ctx, name); err != nil {
 		b.Fatal(err)
 	}
-	defer func() { _ = p.Drop(ctx, name) }()
+	b.Cleanup(func() { _ = p.Drop(ctx, name) })
 	t, err := p.Lookup(ctx, name)
 	if err != nil {
 		b.Fatal(err)
 	}
-	bind := newBinding(t, "SERIALIZABLE")
+	return pool, newBinding(t, "SERIALIZABLE")
+}
+
+// BenchmarkTransactionShape measures, without HTTP, what a one-query transaction costs
+// the session's way against the hand-written way, on a pool of one connection: the
+// hand-written transaction (BEGIN with SET LOCAL search_path in one round trip, the
+// prepared SELECT, COMMIT: three round trips); the session's (the prepared begin, the
+// version lock and the SELECT in one round trip; the prepared check, COMMIT and reset
+// in another), with the check answered apart from COMMIT (what requests other than GET
+// send) and without; and the scripts the session sent before (three round trips).
+func BenchmarkTransactionShape(b *testing.B) {
+	ctx := context.Background()
+	const name = "bench_shape"
+	pool, bind := benchTenant(b, name)
 	const query = "SELECT value FROM counter WHERE id = $1"
 
 	handBegin := "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL search_path TO " + schema.SearchPath(name)
@@ -117,27 +124,7 @@ func BenchmarkTransactionShape(b *testing.B) {
 // shape runs once per iteration; each is reported as the time it adds to the bare one.
 func BenchmarkIsolationParts(b *testing.B) {
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, testdb.DatabaseURL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
-	p, err := schema.NewProvisioner(pool, schema.Config{Migrations: fstest.MapFS{
-		"001_counter.sql": {Data: []byte("CREATE TABLE counter (id int PRIMARY KEY, value int); INSERT INTO counter VALUES (1, 0)")},
-	}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	const name = "bench_parts"
-	if err := p.Ensure(ctx, name); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = p.Drop(ctx, name) }()
-	t, err := p.Lookup(ctx, name)
-	if err != nil {
-		b.Fatal(err)
-	}
-	bind := newBinding(t, "SERIALIZABLE")
+	pool, bind := benchTenant(b, "bench_parts")
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		b.Fatal(err)
