@@ -28,6 +28,22 @@ func withStatementCache(n int) []pool.Option {
 }
 
 // runCounted runs fn through Manager.Run and reports how many attempts it took.
+// scanEach returns work that runs each statement with 7 as its argument and keeps the
+// int each answers in *got, afresh at each attempt.
+func scanEach(got *[]int, statements ...string) func(ctx context.Context, db tenantctx.DB) error {
+	return func(ctx context.Context, db tenantctx.DB) error {
+		*got = (*got)[:0]
+		for _, sql := range statements {
+			var v int
+			if err := db.QueryRow(ctx, sql, 7).Scan(&v); err != nil {
+				return err
+			}
+			*got = append(*got, v)
+		}
+		return nil
+	}
+}
+
 func runCounted(e *env, name string, fn func(ctx context.Context, db tenantctx.DB) error) (attempts int, err error) {
 	err = e.mgr.Run(context.Background(), name, func(ctx context.Context) error {
 		attempts++
@@ -84,17 +100,7 @@ func TestRefusedStatementKeepsEvictedStatementsToClose(t *testing.T) {
 			require.Equal(t, 1, n)
 
 			var got []int
-			n, err = runCounted(e, a, func(ctx context.Context, db tenantctx.DB) error {
-				got = got[:0]
-				for _, sql := range []string{"SELECT $1::int", "SELECT $1::int + 1", "SELECT $1::int + 10"} { // each evicted once
-					var v int
-					if err := db.QueryRow(ctx, sql, 7).Scan(&v); err != nil {
-						return err
-					}
-					got = append(got, v)
-				}
-				return nil
-			})
+			n, err = runCounted(e, a, scanEach(&got, "SELECT $1::int", "SELECT $1::int + 1", "SELECT $1::int + 10")) // each evicted once
 			require.NoError(t, err)
 			assert.Equal(t, []int{7, 8, 17}, got)
 			assert.Equal(t, 1, n, "one attempt")
@@ -283,17 +289,7 @@ func TestFailedBeginKeepsEvictedStatementsToClose(t *testing.T) {
 	require.NoError(t, migration.Rollback(ctx))
 
 	var got []int
-	n, err := runCounted(e, a, func(ctx context.Context, db tenantctx.DB) error {
-		got = got[:0]
-		for _, sql := range statements {
-			var v int
-			if err := db.QueryRow(ctx, sql, 7).Scan(&v); err != nil {
-				return err
-			}
-			got = append(got, v)
-		}
-		return nil
-	})
+	n, err := runCounted(e, a, scanEach(&got, statements...))
 	require.NoError(t, err)
 	assert.Equal(t, []int{7, 8}, got)
 	assert.Equal(t, 1, n)
