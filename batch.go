@@ -32,17 +32,12 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 	st := stateOf(conn)
 	queue := make([]statement, len(b.QueuedQueries))
 	for i, q := range b.QueuedQueries {
-		queue[i] = statement{sql: q.SQL, args: q.Arguments}
-		if len(q.Arguments) > 0 {
-			if rw, ok := q.Arguments[0].(pgx.QueryRewriter); ok {
-				var err error
-				queue[i].sql, queue[i].args, err = rw.RewriteQuery(ctx, conn, q.SQL, q.Arguments[1:])
-				if err != nil {
-					p, beginErr := s.beginOnly(ctx, conn, begin, fmt.Errorf("rewrite query failed: %w", err))
-					return failedBatch(p), beginErr
-				}
-			}
+		sql, args, err := rewritten(ctx, conn, q.SQL, q.Arguments)
+		if err != nil {
+			p, beginErr := s.beginOnly(ctx, conn, begin, err)
+			return failedBatch(p), beginErr
 		}
+		queue[i] = statement{sql: sql, args: args}
 	}
 	typed := st.mode != pgx.QueryExecModeExec
 	sds := make([]*pgconn.StatementDescription, len(queue))

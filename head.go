@@ -46,11 +46,7 @@ func (s *session) sendHead(pl *pgconn.Pipeline, st *connState, begin bool) pipel
 	var h pipelineHead
 	switch {
 	case begin && st.named():
-		stmt, name := s.b.beginStmt, s.b.beginName
-		if s.isolation != "" || s.readOnly {
-			stmt = beginStatement(s.b.isolation, s.isolation, s.readOnly)
-			name = beginName(stmt)
-		}
+		stmt, name := s.beginPrepared()
 		// Each is prepared right before its first use: a statement parsed before BEGIN
 		// ran would take the snapshot BEGIN's isolation level must come before.
 		beginReady, bindReady := st.ready[name], st.ready[bindName]

@@ -106,13 +106,9 @@ func (s *session) sendOn(ctx context.Context, conn *pgx.Conn, stmt statement, be
 
 // sendStatement is sendOn's work, untraced.
 func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connState, sql string, args []any, begin bool) (*pipelined, error) {
-	if len(args) > 0 {
-		if rw, ok := args[0].(pgx.QueryRewriter); ok {
-			var err error
-			if sql, args, err = rw.RewriteQuery(ctx, conn, sql, args[1:]); err != nil {
-				return s.beginOnly(ctx, conn, begin, fmt.Errorf("rewrite query failed: %w", err))
-			}
-		}
+	sql, args, err := rewritten(ctx, conn, sql, args)
+	if err != nil {
+		return s.beginOnly(ctx, conn, begin, err)
 	}
 	var sd *pgconn.StatementDescription
 	if st.mode != pgx.QueryExecModeExec {
@@ -359,13 +355,48 @@ func build(conn *pgx.Conn, b *pgx.ExtendedQueryBuilder, sd *pgconn.StatementDesc
 	return b.Build(conn.TypeMap(), sd, args)
 }
 
+// ownMode reports whether the session begins otherwise than its binding does: at the
+// level of SetIsolation, or read-only.
+func (s *session) ownMode() bool { return s.isolation != "" || s.readOnly }
+
+// beginSQL is the binding's begin as one script, for the session's level and mode.
+func (s *session) beginSQL() string {
+	if s.ownMode() {
+		return s.b.beginWith(s.isolation, s.readOnly)
+	}
+	return s.b.begin
+}
+
 // beginParts are the statements of the binding's begin, for the session's isolation
 // level and mode.
 func (s *session) beginParts() []string {
-	if s.isolation != "" || s.readOnly {
+	if s.ownMode() {
 		return s.b.beginPartsWith(s.isolation, s.readOnly)
 	}
 	return s.b.beginParts
+}
+
+// beginPrepared is the session's BEGIN, and the name it is prepared under.
+func (s *session) beginPrepared() (stmt, name string) {
+	if s.ownMode() {
+		stmt = beginStatement(s.b.isolation, s.isolation, s.readOnly)
+		return stmt, beginName(stmt)
+	}
+	return s.b.beginStmt, s.b.beginName
+}
+
+// rewritten applies a pgx.QueryRewriter (pgx.NamedArgs) given as the first argument,
+// as pgx does.
+func rewritten(ctx context.Context, conn *pgx.Conn, sql string, args []any) (string, []any, error) {
+	if len(args) > 0 {
+		if rw, ok := args[0].(pgx.QueryRewriter); ok {
+			var err error
+			if sql, args, err = rw.RewriteQuery(ctx, conn, sql, args[1:]); err != nil {
+				return "", nil, fmt.Errorf("rewrite query failed: %w", err)
+			}
+		}
+	}
+	return sql, args, nil
 }
 
 // statementName names sql's prepared statement for the binding's key.

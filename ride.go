@@ -40,10 +40,7 @@ func (s *session) describeWithBegin(ctx context.Context, conn *pgx.Conn, sql str
 // pgx's Exec without arguments allows. If the begin fails, the transaction it opened
 // is aborted and the server refuses sql. beginErr is the begin's error; stmtErr sql's.
 func (s *session) execWithBegin(ctx context.Context, conn *pgx.Conn, sql string) (tag pgconn.CommandTag, stmtErr, beginErr error) {
-	begin := s.b.begin
-	if s.isolation != "" || s.readOnly {
-		begin = s.b.beginWith(s.isolation, s.readOnly)
-	}
+	begin := s.beginSQL()
 	script := s.b.keyed(sql)
 	if len(s.pending) > 0 {
 		script = strings.Join(s.pending, "; ") + "; " + script

@@ -134,11 +134,7 @@ func (s *session) begin(ctx context.Context, ride rideAlong) (rode bool, err err
 			rode, err = ride(conn.Conn())
 		}
 		if !rode {
-			begin := s.b.begin
-			if s.isolation != "" || s.readOnly {
-				begin = s.b.beginWith(s.isolation, s.readOnly)
-			}
-			_, err = conn.Exec(ctx, begin)
+			_, err = conn.Exec(ctx, s.beginSQL())
 		}
 		if err == nil {
 			s.conn, s.began = conn, true
