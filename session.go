@@ -83,10 +83,16 @@ func (s *session) use(ctx context.Context, sql string) (*pgx.Conn, error) {
 		s.lost = true
 		return nil, ErrTransactionLost
 	}
+	s.watchState(sql)
+	return s.conn.Conn(), nil
+}
+
+// watchState marks the session dirty when sql may leave on the connection what the
+// reset does not remove (leavesSessionState): it is closed after the request.
+func (s *session) watchState(sql string) {
 	if leavesSessionState(sql) {
 		s.dirty = true
 	}
-	return s.conn.Conn(), nil
 }
 
 // useViaPgx is use for a statement the session hands to pgx: the queued savepoint
@@ -194,9 +200,7 @@ func (s *session) send(ctx context.Context, sql string, args []any) (c *pgx.Conn
 			return nil, nil, err
 		}
 		if rode {
-			if leavesSessionState(sql) {
-				s.dirty = true
-			}
+			s.watchState(sql)
 			return s.conn.Conn(), p, nil
 		}
 	}

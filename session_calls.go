@@ -36,9 +36,7 @@ func (s *session) Exec(ctx context.Context, sql string, args ...any) (pgconn.Com
 				return pgconn.CommandTag{}, err
 			}
 			if rode {
-				if leavesSessionState(sql) {
-					s.dirty = true
-				}
+				s.watchState(sql)
 				s.note(stmtErr)
 				return tag, stmtErr
 			}
@@ -136,9 +134,7 @@ func (s *session) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 			return scope.FailedBatch{Err: err}
 		}
 		if rode {
-			if leavesSessionState(all.String()) {
-				s.dirty = true
-			}
+			s.watchState(all.String())
 			return &observedBatch{BatchResults: br, s: s}
 		}
 	}
