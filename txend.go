@@ -82,6 +82,8 @@ type ending struct {
 // from each statement's result what happened: which step failed decides whether the
 // transaction committed and whether the reset still has to run (a second round trip,
 // on failures only). With apart, the server answers the check before COMMIT begins.
+// In pgx's default mode the standard end goes as the connection's prepared statements
+// (endPrepared); the other ends, and other modes, as scripts.
 func endTransaction(ctx context.Context, pc *pgconn.PgConn, st *connState, b *binding, before, reset string, commit, apart bool) ending {
 	var out ending
 	if pc.IsClosed() { // it died before the end was sent: nothing committed
