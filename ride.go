@@ -47,7 +47,7 @@ func (s *session) execWithBegin(ctx context.Context, conn *pgx.Conn, sql string)
 		s.pending = nil
 	}
 	results, err := execEach(ctx, conn.PgConn(), begin, script)
-	n := len(s.beginParts())
+	n := 1 + len(s.b.bindParts) // BEGIN, then the binding's statements: the script's results
 	for i := 0; i < n; i++ {
 		switch {
 		case i >= len(results) && err != nil:
