@@ -3,6 +3,7 @@ package tenant_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -278,15 +279,21 @@ func TestFreshBindingOnAConnectionThatHasItsStatements(t *testing.T) {
 			http.Error(w, err.Error(), 500)
 			return
 		}
+		var next int
 		b := &pgx.Batch{}
-		b.Queue("SELECT value + 1 FROM counter WHERE id = $1", 1)
+		b.Queue("SELECT value + 1 FROM counter WHERE id = $1", 1).QueryRow(func(row pgx.Row) error { return row.Scan(&next) })
 		if err := db.SendBatch(r.Context(), b).Close(); err != nil {
 			http.Error(w, err.Error(), 500)
+			return
 		}
+		_, _ = fmt.Fprintf(w, "%s %d %d", tenantctx.Schema(r.Context()), v, next)
 	}))
+	_, err := e.admin.Exec(context.Background(), `UPDATE "`+a+`".counter SET value = 41`)
+	require.NoError(t, err)
 	for i := range 3 {
 		rec := do(h, "GET", "/", nil, "X-Tenant", a)
 		require.Equal(t, 200, rec.Code, "request %d: %s", i, rec.Body)
+		assert.Equal(t, a+" 41 42", rec.Body.String(), "request %d", i)
 		time.Sleep(5 * time.Millisecond) // the admission expires
 	}
 }
