@@ -46,6 +46,10 @@ type admitEntry struct {
 	expires time.Time
 }
 
+// suspended is what admission remembers of a suspended tenant: not served, and
+// answered as unknown with schema.ErrSuspended for an ErrorHandler that tells it apart.
+var suspended = new(binding)
+
 // admitter remembers which names are tenants (with their binding), briefly which are
 // not, and makes concurrent checks of one name share a single registry query. It is
 // the only cache of tenants: the provisioner keeps none.
@@ -115,8 +119,11 @@ func (a *admitter) admitAt(ctx context.Context, name string, now time.Time) (b *
 			return nil, false, fmt.Errorf("%w: waiting for the tenant check: %w", ErrUnavailable, ctx.Err())
 		}
 	}
-	if b == nil {
+	switch b {
+	case nil:
 		return nil, cached, fmt.Errorf("%w: %q is not a tenant", ErrUnknownTenant, name)
+	case suspended:
+		return nil, cached, fmt.Errorf("%w: %q: %w", ErrUnknownTenant, name, schema.ErrSuspended)
 	}
 	return b, cached, nil
 }
@@ -140,6 +147,8 @@ func (a *admitter) check(ctx context.Context, name string) (*binding, error) {
 	switch {
 	case err == nil:
 		return a.bind(t), nil
+	case errors.Is(err, schema.ErrSuspended): // never provisioned again, whatever the policy
+		return suspended, nil
 	case isLostStatement(err): // a configuration error, not an outage
 		return nil, fmt.Errorf("%w: %w", ErrPreparedStatements, err)
 	case !errors.Is(err, schema.ErrNotFound):

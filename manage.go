@@ -15,3 +15,22 @@ func (m *Manager) Drop(ctx context.Context, name string) error {
 	m.admission.forget(name)
 	return err
 }
+
+// Suspend marks the tenant suspended (schema.Provisioner.Suspend) and forgets it in
+// admission: its requests then fail with ErrUnknownTenant wrapping
+// schema.ErrSuspended, 404 from WriteError (an ErrorHandler may answer 423 Locked
+// instead), and its schema is kept. Requests in flight finish. Other processes sharing
+// the database see the suspension within Config.HitTTL.
+func (m *Manager) Suspend(ctx context.Context, name string) error {
+	err := m.provisioner.Suspend(ctx, name)
+	m.admission.forget(name)
+	return err
+}
+
+// Resume serves a suspended tenant again (schema.Provisioner.Resume), at once in this
+// process and within Config.HitTTL in others.
+func (m *Manager) Resume(ctx context.Context, name string) error {
+	err := m.provisioner.Resume(ctx, name)
+	m.admission.forget(name)
+	return err
+}

@@ -65,18 +65,22 @@ func (p *Provisioner) ensureSharedTx(ctx context.Context, tx pgx.Tx) error {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", execMode, lockKey, extensionsLock); err != nil {
 		return err
 	}
-	var registry bool
+	var current bool
 	var role string
-	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL, current_user", execMode, registryTable).Scan(&registry, &role); err != nil {
+	// current: the registry exists with what this release keeps (an earlier release's
+	// lacks columns, which createRegistrySQL adds).
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+			WHERE attrelid = to_regclass($1) AND attname = 'metadata' AND NOT attisdropped), current_user`,
+		execMode, registryTable).Scan(&current, &role); err != nil {
 		return err
 	}
 	missing, err := p.missingExtensions(ctx, tx)
-	if err != nil || (registry && len(missing) == 0) {
+	if err != nil || (current && len(missing) == 0) {
 		return err
 	}
-	hint := func(err error) error { return privilegeHint(err, sharedSQL(!registry, missing, role)) }
-	if !registry {
-		if _, err := tx.Exec(ctx, createRegistrySQL); err != nil {
+	hint := func(err error) error { return privilegeHint(err, sharedSQL(!current, missing, role)) }
+	if !current {
+		if _, err := tx.Exec(ctx, createRegistrySQL); err != nil { // IF NOT EXISTS throughout: it upgrades too
 			return hint(err)
 		}
 	}

@@ -203,29 +203,19 @@ func (p *Provisioner) Drop(ctx context.Context, name string) error {
 	return err
 }
 
-// List returns the tenants, sorted: the registered schemas that exist. With a
-// namespace, only "namespace-*" tenants: "foo" matches "foo-bar", not "foobar" or
-// "foo_bar". Schemas this package did not create are never listed.
+// List returns the tenants, sorted: the registered schemas that exist, suspended ones
+// included. With a namespace, only "namespace-*" tenants: "foo" matches "foo-bar",
+// not "foobar" or "foo_bar". Schemas this package did not create are never listed.
 func (p *Provisioner) List(ctx context.Context, namespace string) ([]string, error) {
-	if namespace != "" {
-		if err := validateNamespace(namespace); err != nil {
-			return nil, err
-		}
-	}
-	rows, err := p.db.Query(ctx, `SELECT t.name FROM `+registryTable+` t
-		JOIN pg_catalog.pg_namespace n ON n.oid = t.schema_oid AND n.nspname = t.name
-		WHERE $1 = '' OR starts_with(t.name, $1 || '-') ORDER BY t.name COLLATE "C"`, execMode, namespace)
+	infos, err := p.ListInfo(ctx, namespace)
 	if err != nil {
-		if isUndefined(err) { // no registry yet: no tenants
-			return nil, nil
-		}
-		return nil, fmt.Errorf("schema: list: %w", err)
+		return nil, err
 	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("schema: list: %w", err)
+	names := make([]string, len(infos))
+	for i, in := range infos {
+		names[i] = in.Name
 	}
-	return p.validOnly(names), nil
+	return names, nil
 }
 
 // validOnly drops names that no longer pass Validate (an application may reserve a

@@ -41,7 +41,14 @@ CREATE TABLE IF NOT EXISTS ` + RegistrySchema + `.tenants (
 	schema_oid oid NOT NULL UNIQUE,
 	version    bigint NOT NULL DEFAULT 0,
 	created_at timestamptz NOT NULL DEFAULT now()
-)`
+);
+` + upgradeRegistrySQL
+
+// upgradeRegistrySQL adds what later releases keep in the registry to one made by an
+// earlier release: every existing tenant is active, with no metadata.
+const upgradeRegistrySQL = `ALTER TABLE ` + RegistrySchema + `.tenants
+	ADD COLUMN IF NOT EXISTS state text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'suspended', 'spare')),
+	ADD COLUMN IF NOT EXISTS metadata jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object')`
 
 // VersionMarker is the view, inside a tenant's schema, whose name carries the schema's
 // OID and migration version ("tenant_version_7_16391"). A request transaction locks it
@@ -54,26 +61,35 @@ func VersionMarker(t Tenant) pgx.Identifier {
 	return pgx.Identifier{t.Name, "tenant_version_" + strconv.FormatInt(t.Version, 10) + "_" + strconv.FormatUint(uint64(t.OID), 10)}
 }
 
-// Lookup returns the tenant name, or an error wrapping ErrNotFound when name is not
-// a tenant (missing, dropped, or a schema this package did not create): it is how to
-// ask whether a tenant exists. It always asks the database.
+// Lookup returns the tenant, or an error wrapping ErrNotFound when name is not a
+// tenant (missing, dropped, or a schema this package did not create), or ErrSuspended
+// for a suspended one: it is how to ask whether a tenant may be served. It always
+// asks the database.
 func (p *Provisioner) Lookup(ctx context.Context, name string) (Tenant, error) {
 	if err := p.Validate(name); err != nil {
 		return Tenant{}, err
 	}
 	t := Tenant{Name: name}
-	err := p.db.QueryRow(ctx, `SELECT t.schema_oid, t.version FROM `+registryTable+` t
-		JOIN pg_catalog.pg_namespace n ON n.oid = t.schema_oid AND n.nspname = t.name
-		WHERE t.name = $1`, name).Scan(&t.OID, &t.Version) // the pool's mode: prepared once, this runs on every admission miss
+	var state State
+	err := p.db.QueryRow(ctx, lookupSQL, name).Scan(&t.OID, &t.Version, &state) // the pool's mode: prepared once, this runs on every admission miss
+	if sqlState(err) == "42703" && p.ensureShared(ctx) == nil { // a registry an earlier release made: upgraded, asked again
+		err = p.db.QueryRow(ctx, lookupSQL, name).Scan(&t.OID, &t.Version, &state)
+	}
 	switch {
-	case err == nil:
+	case err == nil && state == Suspended:
+		return Tenant{}, fmt.Errorf("schema: %q: %w", name, ErrSuspended)
+	case err == nil && state == Active:
 		return t, nil
-	case errors.Is(err, pgx.ErrNoRows), isUndefined(err): // no registry yet: no tenants
+	case err == nil, errors.Is(err, pgx.ErrNoRows), isUndefined(err): // no registry yet: no tenants
 		return Tenant{}, fmt.Errorf("schema: %q: %w", name, ErrNotFound)
 	default:
 		return Tenant{}, fmt.Errorf("schema: lookup %q: %w", name, err)
 	}
 }
+
+var lookupSQL = `SELECT t.schema_oid, t.version, t.state FROM ` + registryTable + ` t
+	JOIN pg_catalog.pg_namespace n ON n.oid = t.schema_oid AND n.nspname = t.name
+	WHERE t.name = $1`
 
 // Adopt registers an existing schema made by an earlier release of this package,
 // before tenants were registered: one that holds the tenant_migrations table. After
