@@ -89,18 +89,18 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 // tables do. When something is pending, the version marker is locked exclusively
 // first (in-flight requests of this tenant finish, new ones wait), within
 // Config.LockTimeout, then renamed to the new version with the registry row.
-func (p *Provisioner) migrate(ctx context.Context, tx pgx.Tx, t Tenant) error {
+func (p *Provisioner) migrate(ctx context.Context, tx pgx.Tx, t Tenant) (applied int, err error) {
 	table := pgx.Identifier{t.Name, VersionTable}.Sanitize()
-	rows, err := tx.Query(ctx, "SELECT version FROM "+table)
+	rows, err := tx.Query(ctx, "SELECT version FROM "+table, execMode)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	applied, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
-		return err
+		return 0, err
 	}
-	done := make(map[int64]bool, len(applied))
-	for _, v := range applied {
+	done := make(map[int64]bool, len(versions))
+	for _, v := range versions {
 		done[v] = true
 	}
 	var pending []migration
@@ -109,41 +109,41 @@ func (p *Provisioner) migrate(ctx context.Context, tx pgx.Tx, t Tenant) error {
 			continue
 		}
 		if mig.Version < t.Version {
-			return fmt.Errorf("%w: %s in schema %q is older than the applied version %d: give it a higher version",
+			return 0, fmt.Errorf("%w: %s in schema %q is older than the applied version %d: give it a higher version",
 				ErrMigrationOrder, mig.Name, t.Name, t.Version)
 		}
 		pending = append(pending, mig)
 	}
 	if err := ensureMarker(ctx, tx, t); err != nil { // repairs a lost marker
-		return err
+		return 0, err
 	}
 	if len(pending) == 0 {
-		return nil // no lock: a migrate with nothing to do never delays requests
+		return 0, nil // no lock: a migrate with nothing to do never delays requests
 	}
 	if err := p.lockMarker(ctx, tx, t); err != nil {
-		return err
+		return 0, err
 	}
 	for _, mig := range pending {
 		// Set before each file: a migration may change search_path itself.
 		if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", execMode, SearchPath(t.Name)); err != nil {
-			return err
+			return 0, err
 		}
 		if _, err := tx.Exec(ctx, mig.SQL); err != nil {
-			return fmt.Errorf("%w: %s in schema %q: %w", ErrMigrationFailed, mig.Name, t.Name, err)
+			return 0, fmt.Errorf("%w: %s in schema %q: %w", ErrMigrationFailed, mig.Name, t.Name, err)
 		}
 		if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (version, name) VALUES ($1, $2)", execMode, mig.Version, mig.Name); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if _, err := tx.Exec(ctx, "DROP VIEW "+VersionMarker(t).Sanitize()); err != nil {
-		return err
+		return 0, err
 	}
 	t.Version = pending[len(pending)-1].Version
 	if err := ensureMarker(ctx, tx, t); err != nil {
-		return err
+		return 0, err
 	}
 	_, err = tx.Exec(ctx, "UPDATE "+registryTable+" SET version = $2 WHERE name = $1", execMode, t.Name, t.Version)
-	return err
+	return len(pending), err
 }
 
 // lockMarker takes the tenant's version marker exclusively, waiting at most

@@ -293,7 +293,7 @@ func (p *Provisioner) provisionTx(ctx context.Context, tx pgx.Tx, name string, m
 		}
 		created = true
 	}
-	if err := p.migrate(ctx, tx, t); err != nil {
+	if _, err := p.migrate(ctx, tx, t); err != nil {
 		return false, err
 	}
 	return created, nil

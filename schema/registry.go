@@ -72,7 +72,7 @@ func (p *Provisioner) Lookup(ctx context.Context, name string) (Tenant, error) {
 	t := Tenant{Name: name}
 	var state State
 	err := p.db.QueryRow(ctx, lookupSQL, name).Scan(&t.OID, &t.Version, &state) // the pool's mode: prepared once, this runs on every admission miss
-	if sqlState(err) == "42703" && p.ensureShared(ctx) == nil { // a registry an earlier release made: upgraded, asked again
+	if sqlState(err) == "42703" && p.ensureShared(ctx) == nil {                 // a registry an earlier release made: upgraded, asked again
 		err = p.db.QueryRow(ctx, lookupSQL, name).Scan(&t.OID, &t.Version, &state)
 	}
 	switch {
@@ -196,7 +196,7 @@ func (p *Provisioner) register(ctx context.Context, tx pgx.Tx, name string, st s
 		return Tenant{}, err
 	}
 	if st.legacy {
-		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+pgx.Identifier{name, VersionTable}.Sanitize()).Scan(&t.Version); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+pgx.Identifier{name, VersionTable}.Sanitize(), execMode).Scan(&t.Version); err != nil {
 			return Tenant{}, err
 		}
 	}
