@@ -58,14 +58,14 @@ func serve(ctx context.Context, env environment) error {
 	return srv.Shutdown(shutdownCtx)
 }
 
-// tenants runs "tenants create|list|drop|adopt".
+// tenants runs "tenants create|list|drop|adopt|suspend|resume".
 func tenants(ctx context.Context, env environment, args []string) error {
 	if len(args) == 0 {
-		return errors.New("tenants: want create, list, drop or adopt")
+		return errors.New("tenants: want create, list, drop, adopt, suspend or resume")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
-	case "create", "drop", "adopt":
+	case "create", "drop", "adopt", "suspend", "resume":
 		if sub == "adopt" && len(args) == 0 {
 			break // every schema an earlier release made
 		}
@@ -84,7 +84,7 @@ func tenants(ctx context.Context, env environment, args []string) error {
 		}
 	case "list":
 	default:
-		return fmt.Errorf("tenants: unknown command %q (want create, list, drop or adopt)", sub)
+		return fmt.Errorf("tenants: unknown command %q (want create, list, drop, adopt, suspend or resume)", sub)
 	}
 
 	a, _, closeAll, err := open(ctx, env, false)
@@ -96,12 +96,17 @@ func tenants(ctx context.Context, env environment, args []string) error {
 	switch sub {
 	case "adopt":
 		return adopt(ctx, env, p, args)
-	case "create", "drop":
+	case "create", "drop", "suspend", "resume":
 		// Each name on its own: one that exists (create) or is missing (drop) is
 		// reported, and the others still get done.
 		do, done := p.Create, "created"
-		if sub == "drop" {
+		switch sub {
+		case "drop":
 			do, done = a.Manager().Drop, "dropped"
+		case "suspend":
+			do, done = a.Manager().Suspend, "suspended"
+		case "resume":
+			do, done = a.Manager().Resume, "resumed"
 		}
 		var failed []error
 		for _, name := range args {
@@ -154,32 +159,4 @@ func adopt(ctx context.Context, env environment, p *schema.Provisioner, names []
 		fmt.Fprintf(env.stdout, "adopted %s\n", name)
 	}
 	return errors.Join(failed...)
-}
-
-// migrate applies pending migrations to every tenant, reporting each.
-func migrate(ctx context.Context, env environment) error {
-	a, _, closeAll, err := open(ctx, env, false)
-	if err != nil {
-		return err
-	}
-	defer closeAll()
-	p := a.Manager().Provisioner()
-	names, err := p.List(ctx, "")
-	if err != nil {
-		return err
-	}
-	var failed []error
-	for _, name := range names {
-		if err := p.Migrate(ctx, name); err != nil {
-			failed = append(failed, err)
-			fmt.Fprintf(env.stderr, "migrate %s: %v\n", name, err)
-			continue
-		}
-		fmt.Fprintf(env.stdout, "migrated %s\n", name)
-	}
-	if len(failed) > 0 {
-		return fmt.Errorf("%d of %d tenants failed", len(failed), len(names))
-	}
-	fmt.Fprintf(env.stdout, "%d tenants at the latest migration\n", len(names))
-	return nil
 }

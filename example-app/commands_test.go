@@ -56,8 +56,15 @@ func TestTenantsCommands(t *testing.T) {
 
 	r = runWith(t, env, "migrate")
 	assert.Equal(t, 0, r.code, r.stderr)
-	assert.Contains(t, r.stdout, "migrated cmd-a\n")
-	assert.Contains(t, r.stdout, "tenants at the latest migration")
+	assert.Regexp(t, `^0 migrated, \d+ already current, 0 failed, 0 locked, in `, r.stdout, "one query found them current")
+
+	r = runWith(t, env, "tenants", "suspend", "cmd-b", "cmd-nope")
+	assert.Equal(t, 1, r.code)
+	assert.Equal(t, "suspended cmd-b\n", r.stdout)
+	assert.Contains(t, r.stderr, `"cmd-nope": schema does not exist`)
+	r = runWith(t, env, "tenants", "resume", "cmd-b")
+	assert.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "resumed cmd-b\n", r.stdout)
 
 	r = runWith(t, env, "tenants", "drop", "cmd-b")
 	assert.Equal(t, 0, r.code, r.stderr)

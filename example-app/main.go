@@ -5,7 +5,9 @@
 //	example-app tenants list [--namespace NS] list tenants
 //	example-app tenants drop NAME...          drop tenants and their data
 //	example-app tenants adopt [NAME...]       register tenants made before the registry
-//	example-app migrate                       bring every tenant to the latest migration
+//	example-app tenants suspend|resume NAME...  stop serving tenants (data kept), serve them again
+//	example-app migrate [--parallel N] [--canary N] [--namespace NS]
+//	                                          bring every tenant to the latest migration
 //
 // DATABASE_URL names the database. Without it, the app runs a private PostgreSQL from
 // the installed server binaries with its data under DATA_DIR (default .data), and
@@ -44,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "tenants":
 		err = tenants(ctx, env, args)
 	case "migrate":
-		err = migrate(ctx, env)
+		err = migrate(ctx, env, args)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -65,7 +67,10 @@ const usage = `usage:
   example-app tenants list [--namespace NS]  list tenants
   example-app tenants drop NAME...           drop tenants and all their data
   example-app tenants adopt [NAME...]        register tenants made before the tenant registry (all when none named)
-  example-app migrate                        bring every tenant to the latest migration
+  example-app tenants suspend|resume NAME... stop serving tenants (their data is kept), serve them again
+  example-app migrate [--parallel N] [--canary N] [--namespace NS]
+                                             bring every tenant to the latest migration, with progress;
+                                             Ctrl-C stops it cleanly, and a rerun does what is left
 environment: DATABASE_URL (default: a private PostgreSQL under DATA_DIR=.data), ADDR, AUTO_CREATE=1,
   ISOLATION=serializable|repeatable-read|read-committed (of request transactions; default serializable)
 `
