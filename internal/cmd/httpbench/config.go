@@ -7,10 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tenantkit/tenant/internal/benchdb"
 )
 
 // localURL is the server the tests use when DATABASE_URL is unset.
-const localURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+const localURL = benchdb.LocalURL
 
 // config is one run of the benchmark.
 type config struct {

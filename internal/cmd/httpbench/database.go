@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tenantkit/tenant/internal/benchdb"
 	"github.com/tenantkit/tenant/schema"
 )
 
@@ -28,7 +29,7 @@ func tenantName(i int) string { return fmt.Sprintf("bench_%03d", i) }
 func prepareDatabase(ctx context.Context, cfg config, root string) (dsn, version string, err error) {
 	dsn = cfg.dsn
 	if cfg.database != "" {
-		if err := createDatabase(ctx, cfg.dsn, cfg.database); err != nil {
+		if err := benchdb.Create(ctx, cfg.dsn, cfg.database); err != nil {
 			return "", "", fmt.Errorf("create database %s (or pass -db \"\" to use the DSN's own): %w", cfg.database, err)
 		}
 		dsn = withDatabase(cfg.dsn, cfg.database)
@@ -54,21 +55,6 @@ func prepareDatabase(ctx context.Context, cfg config, root string) (dsn, version
 		g.Go(func() error { return provisionTenant(gctx, p, prov, tenantName(i), cfg.documents) })
 	}
 	return dsn, version, g.Wait()
-}
-
-// createDatabase makes database name on the server of dsn unless it exists.
-func createDatabase(ctx context.Context, dsn, name string) error {
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close(ctx) }()
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil || exists {
-		return err
-	}
-	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-	return err
 }
 
 // provisionTenant makes name a tenant at the latest migration with documents 1..n.
