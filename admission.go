@@ -131,14 +131,26 @@ func (a *admitter) admitAt(ctx context.Context, name string, now time.Time) (b *
 // refresh forgets stale (whose version marker is gone: a migration or a drop) and
 // admits its tenant again: the new binding, or ErrUnknownTenant for a tenant that no
 // longer exists (under AutoCreate, one that was dropped is provisioned again).
+// A check that read the registry before the change committed (another request's,
+// under way or just remembered) answers a tenant as stale as the one that failed; then
+// the registry is asked once more, after forgetting the name.
 func (a *admitter) refresh(ctx context.Context, stale *binding) (*binding, error) {
 	a.mu.Lock()
-	if e, ok := a.cache[stale.name]; ok && e.b == stale {
+	if e, ok := a.cache[stale.name]; ok && asStale(e.b, stale) {
 		delete(a.cache, stale.name)
 	}
 	a.mu.Unlock()
-	return a.admit(ctx, stale.name)
+	b, err := a.admit(ctx, stale.name)
+	if err == nil && asStale(b, stale) {
+		a.forget(stale.name)
+		b, err = a.admit(ctx, stale.name)
+	}
+	return b, err
 }
+
+// asStale reports whether b binds the same tenant as stale, at the same version of the
+// same schema (OID): whoever made it, its marker is the one found gone.
+func asStale(b, stale *binding) bool { return b != nil && b.key == stale.key }
 
 // check asks the registry; under AutoCreate it provisions a missing tenant the policy
 // allows. A schema of that name that is not a tenant is refused like a missing one.

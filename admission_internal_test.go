@@ -1,10 +1,16 @@
 package tenant
 
 import (
+	"context"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantkit/tenant/internal/testdb"
+	"github.com/tenantkit/tenant/schema"
 )
 
 // A check under way when a tenant is forgotten (Manager.Drop) may have read the
@@ -61,4 +67,28 @@ func TestFullAdmissionCache(t *testing.T) {
 	_, cached = a.lookup("a", time.Now())
 	assert.False(t, cached)
 	assert.Len(t, a.cache, 2)
+}
+
+// A request whose begin found its tenant's marker gone asks admission again (refresh).
+// Another request's check may have read the registry just before the drop committed
+// and remembered the tenant anew, as a binding of its own: refresh must not answer
+// that one, as stale as the binding that failed, but ask the registry again.
+func TestRefreshSkipsACopyOfTheStaleBinding(t *testing.T) {
+	ctx := context.Background()
+	p, err := schema.NewProvisioner(testdb.Pool(t), schema.Config{Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	const name = "refresh_stale"
+	require.NoError(t, p.Ensure(ctx, name))
+	t.Cleanup(func() { _ = p.Drop(ctx, name) })
+	bind := func(t schema.Tenant) *binding { return newBinding(t, "SERIALIZABLE") }
+	a := newAdmitter(p, ExistingOnly(), bind, time.Minute, time.Minute)
+	stale, err := a.admit(ctx, name)
+	require.NoError(t, err)
+	read, err := p.Lookup(ctx, name) // another check reads the registry
+	require.NoError(t, err)
+
+	require.NoError(t, p.Drop(ctx, name)) // by another process: nothing forgotten here
+	a.store(name, bind(read), a.generation())
+	_, err = a.refresh(ctx, stale)
+	assert.ErrorIs(t, err, ErrUnknownTenant)
 }
