@@ -187,6 +187,17 @@ func (p *Provisioner) Drop(ctx context.Context, name string) error {
 				_, err := tx.Exec(ctx, "DELETE FROM "+registryTable+" WHERE name = $1", execMode, name)
 				return err
 			}
+			// The marker first, as requests take it: DROP SCHEMA takes the tables first
+			// and the marker last, so a request that began meanwhile would hold the
+			// marker and wait for a table, a deadlock. Taken first, new requests queue
+			// behind the drop and then find the tenant gone.
+			t := Tenant{Name: name, OID: st.oid, Version: st.version}
+			if err := ensureMarker(ctx, tx, t); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "LOCK TABLE "+VersionMarker(t).Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+				return err
+			}
 			if _, err := tx.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
 				return err
 			}
