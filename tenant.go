@@ -46,8 +46,11 @@ const (
 	DefaultBufferBytes  = 1 << 20
 	DefaultHitTTL       = time.Minute
 	DefaultMissTTL      = 2 * time.Second
-	// DefaultMaxTenantsPerConn is Config.MaxTenantsPerConn's default: see there.
-	DefaultMaxTenantsPerConn = 100
+	// DefaultMaxTenantsPerConn is Config.MaxTenantsPerConn's default: above most
+	// applications' tenant count, since a bound just below it costs the most (each
+	// retired connection's tenants are cold on its successor), and low enough that a
+	// backend of one-table tenants stays in tens of MB.
+	DefaultMaxTenantsPerConn = 1000
 )
 
 // Config configures a Manager. DSN or Pool is required, not both; Resolver is
@@ -112,7 +115,9 @@ type Config struct {
 	// keeps catalog data for every table it touched (about 10 KB each) and its
 	// prepared plans until it exits, so without a bound each backend grows with the
 	// number of tenants it ever served; with it, each holds at most this many
-	// tenants' worth, whatever their number (docs/pool.md). Default
+	// tenants' worth, whatever their number. Its cost: a tenant is cold (its catalog
+	// data and plans loaded again) on the connection that replaces a retired one
+	// (docs/pool.md). Default
 	// DefaultMaxTenantsPerConn; negative: no bound (MaxConnLifetime still applies).
 	// Behind PgBouncer a client connection is not a backend: the bound does not reach
 	// the server (use PgBouncer's server_lifetime), and retiring costs only a
