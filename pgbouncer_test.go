@@ -231,3 +231,19 @@ func TestPgBouncerFailedCommitLeavesNothing(t *testing.T) {
 	assert.Equal(t, "422 error 55000", fmt.Sprint(code, " ", body))
 	assert.Equal(t, 500, <-done, "A's COMMIT failed")
 }
+
+// Behind PgBouncer a client connection is not a backend: retiring one after it served
+// MaxTenantsPerConn tenants reconnects to PgBouncer, and the server connections (the
+// backends whose memory the bound is about) stay as they were. Harmless: every
+// request succeeds with exact values, and no backend is added.
+func TestMaxTenantsPerConnBehindPgBouncer(t *testing.T) {
+	const servers = 2
+	dsn := behindBouncer(t, servers)
+	e := newEnvOn(t, dsn, 4, []pool.Option{pool.WithQueryExecMode(pgx.QueryExecModeExec)},
+		tenant.Config{MaxTenantsPerConn: 2})
+	names := provisionTenants(t, e, "pgbm", 8)
+
+	got := serveAll(t, e.mgr, names, 3, 4)
+	assert.LessOrEqual(t, len(got.tenants), servers, "backends are PgBouncer's: retiring a client connection adds none")
+	assert.Greater(t, e.pool.Stat().NewConnsCount(), int64(4), "client connections retired and were replaced")
+}

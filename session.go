@@ -36,6 +36,9 @@ type session struct {
 	// few percent of a transaction; requests of safe methods (GET, HEAD), which should
 	// not write, go without. Set before the session is used.
 	checkApart bool
+	// maxTenants is Config.MaxTenantsPerConn as resolved: the connection retires after
+	// a transaction that makes it this many distinct tenants' (connState.serve); 0 never.
+	maxTenants int
 
 	mu        sync.Mutex
 	b         *binding
@@ -63,7 +66,7 @@ var _ tenantctx.DB = (*session)(nil)
 
 // initSession readies s, in its attempt, for b.
 func (m *Manager) initSession(s *session, b *binding) {
-	s.pool, s.admit, s.b, s.checkApart = m.pool, m.admission, b, true
+	s.pool, s.admit, s.b, s.checkApart, s.maxTenants = m.pool, m.admission, b, true, m.maxTenants
 }
 
 // use returns the connection for the next statement, beginning the transaction on
@@ -310,7 +313,11 @@ func (s *session) finish(ctx context.Context, commit bool) error {
 	if s.readOnly && errors.Is(end.err, ErrCommitUnknown) { // it could not write: nothing to lose
 		end.err, end.rerun = nil, true
 	}
-	if end.close || dirty {
+	// Retiring after the end, not before the begin: the request never waits for it,
+	// and a retirement cannot fail it. The next acquire that finds no idle connection
+	// opens a fresh one.
+	retire := stateOf(conn.Conn()).serve(s.b.name, s.maxTenants)
+	if end.close || dirty || retire {
 		_ = conn.Conn().Close(ctx)
 	}
 	conn.Release() // before resolve, which needs a connection of the pool

@@ -73,6 +73,9 @@ type connState struct {
 	builder  pgx.ExtendedQueryBuilder
 	tracer   pgx.QueryTracer // the connection's, told of the statements the session sends itself
 	ready    map[string]bool // the session's own statements (begin, bind, end) prepared there
+	// tenants are the distinct tenants whose transactions ran on the connection, kept
+	// while retirement is on (serve).
+	tenants map[string]struct{}
 
 	// reset is the connection's reset (resetFor): resetSQL, then params, the SET of each
 	// start-up parameter PgBouncer keeps.
@@ -152,4 +155,20 @@ func (st *connState) drop(name string) {
 	if !slices.Contains(st.closing, name) {
 		st.closing = append(st.closing, name)
 	}
+}
+
+// serve records that a transaction of tenant ran on the connection and reports
+// whether the connection is to retire: it has served max distinct tenants, so the
+// session closes it after this transaction instead of giving it back. A backend keeps
+// catalog data for every table it touched until it exits; closing it is the only way
+// to free that, and the pool opens a fresh one when it needs one. max <= 0: never.
+func (st *connState) serve(tenant string, max int) bool {
+	if max <= 0 {
+		return false
+	}
+	if st.tenants == nil {
+		st.tenants = make(map[string]struct{}, max)
+	}
+	st.tenants[tenant] = struct{}{}
+	return len(st.tenants) >= max
 }

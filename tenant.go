@@ -46,6 +46,11 @@ const (
 	DefaultBufferBytes  = 1 << 20
 	DefaultHitTTL       = time.Minute
 	DefaultMissTTL      = 2 * time.Second
+	// DefaultMaxTenantsPerConn is Config.MaxTenantsPerConn's default: above most
+	// applications' tenant count, since a bound just below it costs the most (each
+	// retired connection's tenants are cold on its successor), and low enough that a
+	// backend of one-table tenants stays in tens of MB.
+	DefaultMaxTenantsPerConn = 1000
 )
 
 // Config configures a Manager. DSN or Pool is required, not both; Resolver is
@@ -104,6 +109,21 @@ type Config struct {
 	// the TTL.
 	HitTTL, MissTTL time.Duration
 
+	// MaxTenantsPerConn bounds how many distinct tenants one pooled connection serves:
+	// the connection whose transaction makes it this many tenants' is closed after that
+	// transaction (the pool opens another when it needs one). A PostgreSQL backend
+	// keeps catalog data for every table it touched (about 10 KB each) and its
+	// prepared plans until it exits, so without a bound each backend grows with the
+	// number of tenants it ever served; with it, each holds at most this many
+	// tenants' worth, whatever their number. Its cost: a tenant is cold (its catalog
+	// data and plans loaded again) on the connection that replaces a retired one
+	// (docs/pool.md). Default
+	// DefaultMaxTenantsPerConn; negative: no bound (MaxConnLifetime still applies).
+	// Behind PgBouncer a client connection is not a backend: the bound does not reach
+	// the server (use PgBouncer's server_lifetime), and retiring costs only a
+	// reconnect to PgBouncer; set -1 there.
+	MaxTenantsPerConn int
+
 	// AfterCommitTimeout bounds the functions a request registers with
 	// tenantctx.AfterCommit: they run after its response is on the wire, in order, on a
 	// goroutine of their own, with a context that ends this long after they start
@@ -136,6 +156,7 @@ type Manager struct {
 	retryTimeout time.Duration
 	maxBody      int64
 	bufferBytes  int
+	maxTenants   int // Config.MaxTenantsPerConn as resolved; 0: no bound
 	log          *slog.Logger
 	onError      ErrorHandler
 	hooks        *hooks
@@ -172,6 +193,12 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	if m.bufferBytes <= 0 {
 		m.bufferBytes = DefaultBufferBytes
+	}
+	switch m.maxTenants = cfg.MaxTenantsPerConn; {
+	case m.maxTenants == 0:
+		m.maxTenants = DefaultMaxTenantsPerConn
+	case m.maxTenants < 0:
+		m.maxTenants = 0
 	}
 	if m.log == nil {
 		m.log = slog.Default()
