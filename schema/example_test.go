@@ -107,3 +107,60 @@ func ExampleProvisioner_Create() {
 	// example_initech taken already: false
 	// example_initech taken already: true
 }
+
+// MigrateAll brings every tenant (here, of one namespace) to the latest migration:
+// one query finds what is pending, the pending tenants run in parallel, and a failure
+// in one is reported while the others go on.
+func ExampleProvisioner_MigrateAll() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, exampleDatabase())
+	if err != nil {
+		panic(err)
+	}
+	defer pool.Close()
+	v1 := fstest.MapFS{"001_notes.sql": {Data: []byte("CREATE TABLE notes (id serial PRIMARY KEY, body text)")}}
+	p, _ := schema.NewProvisioner(pool, schema.Config{Migrations: v1})
+	for _, tenant := range []string{"migrateall-a", "migrateall-b", "migrateall-c"} {
+		_ = p.Ensure(ctx, tenant)
+		defer p.Drop(ctx, tenant)
+	}
+
+	v2 := fstest.MapFS{"001_notes.sql": v1["001_notes.sql"],
+		"002_pinned.sql": {Data: []byte("ALTER TABLE notes ADD COLUMN pinned bool NOT NULL DEFAULT false")}}
+	p, _ = schema.NewProvisioner(pool, schema.Config{Migrations: v2})
+	res, err := p.MigrateAll(ctx, schema.RunOptions{Namespace: "migrateall", Parallel: 2})
+	fmt.Println(res.Progress, err)
+
+	res, err = p.MigrateAll(ctx, schema.RunOptions{Namespace: "migrateall"})
+	fmt.Println(res.Progress, err)
+	// Output:
+	// 3/3 done: 3 changed, 0 current, 0 failed, 0 locked <nil>
+	// 3/3 done: 0 changed, 3 current, 0 failed, 0 locked <nil>
+}
+
+// A suspended tenant keeps its schema but is not served: Lookup, which admission
+// asks, answers ErrSuspended until it is resumed.
+func ExampleProvisioner_Suspend() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, exampleDatabase())
+	if err != nil {
+		panic(err)
+	}
+	defer pool.Close()
+	p, _ := schema.NewProvisioner(pool, schema.Config{})
+	_ = p.Ensure(ctx, "example-hooli")
+	defer p.Drop(ctx, "example-hooli")
+	_ = p.SetMetadata(ctx, "example-hooli", map[string]string{"plan": "trial"})
+
+	_ = p.Suspend(ctx, "example-hooli")
+	_, err = p.Lookup(ctx, "example-hooli")
+	info, _ := p.Info(ctx, "example-hooli")
+	fmt.Println(errors.Is(err, schema.ErrSuspended), info.State, string(info.Metadata))
+
+	_ = p.Resume(ctx, "example-hooli")
+	_, err = p.Lookup(ctx, "example-hooli")
+	fmt.Println(err)
+	// Output:
+	// true suspended {"plan": "trial"}
+	// <nil>
+}
