@@ -76,6 +76,9 @@ type Config struct {
 	Migrations fs.FS
 	Extensions []string
 	Reserved   []string
+	// Spares is schema.Config.Spares: how many migrated spare schemas to keep for fast
+	// sign-up. Default 0, none; Close stops their background refill.
+	Spares int
 
 	// Locales the application serves; the first is the default. Each request gets one
 	// of them (?locale=, locale cookie, Accept-Language, default), responses get
@@ -226,6 +229,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	prov, err := schema.NewProvisioner(m.pool, schema.Config{
 		Extensions: cfg.Extensions, Migrations: cfg.Migrations, Reserved: append(roles(m.pool), cfg.Reserved...), Logger: m.log,
+		Spares: cfg.Spares,
 	})
 	if err != nil {
 		m.Close()
@@ -251,10 +255,14 @@ func roles(p *pgxpool.Pool) []string {
 }
 
 // Close waits for after-commit functions still running (at most AfterCommitTimeout),
-// then closes the pool the Manager made (not one passed in Config.Pool).
+// stops the refill of the spare schemas (Spares), then closes the pool the Manager made
+// (not one passed in Config.Pool).
 func (m *Manager) Close() {
 	if !m.hooks.wait() {
 		m.log.Warn("tenant: after-commit functions still running at Close", slog.Duration("waited", m.hooks.timeout))
+	}
+	if m.provisioner != nil {
+		m.provisioner.Close()
 	}
 	if m.ownPool {
 		m.pool.Close()

@@ -32,10 +32,7 @@ func (p *Provisioner) MigrateAll(ctx context.Context, opts RunOptions) (Result, 
 	if err != nil {
 		return Result{}, err
 	}
-	var latest int64
-	if len(p.migrations) > 0 {
-		latest = p.migrations[len(p.migrations)-1].Version
-	}
+	latest := p.latest()
 	var pending []string
 	for _, in := range infos {
 		if in.Version < latest {

@@ -75,6 +75,11 @@ type Config struct {
 	LockTimeout time.Duration
 	// Logger receives retries and provisioning events. Default slog.Default().
 	Logger *slog.Logger
+	// Spares is how many spare tenant schemas, fully migrated, to keep in stock for
+	// fast sign-up: Create and Ensure of a new tenant rename one instead of running
+	// the migrations (see FillStock). Default 0: no stock, every tenant is made by
+	// running its migrations.
+	Spares int
 }
 
 // CommonExtensions returns the extensions many applications want in every tenant
@@ -101,6 +106,9 @@ type Provisioner struct {
 
 	shared      singleflight.Group // the one ensureShared at work
 	sharedReady atomic.Bool
+
+	spares int
+	stock  stock // the background refill of the spares
 }
 
 // NewProvisioner checks the configuration (extension names, migration files) and
@@ -118,6 +126,7 @@ func NewProvisioner(db DB, cfg Config) (*Provisioner, error) {
 		attempts:    cfg.Attempts,
 		lockTimeout: cfg.LockTimeout,
 		log:         cfg.Logger,
+		spares:      max(cfg.Spares, 0),
 	}
 	for _, e := range p.extensions {
 		if !extensionName.MatchString(e) {
@@ -133,6 +142,7 @@ func NewProvisioner(db DB, cfg Config) (*Provisioner, error) {
 	if p.log == nil {
 		p.log = slog.Default()
 	}
+	p.stock.init()
 	return p, nil
 }
 
@@ -258,12 +268,12 @@ func (p *Provisioner) provision(ctx context.Context, name string, m mode) error 
 	if err := p.ensureShared(ctx); err != nil {
 		return err
 	}
-	var created bool
+	var created, fromStock bool
 	err := p.retry(ctx, "provision", name, func() error {
-		created = false // a retried attempt starts over
+		created, fromStock = false, false // a retried attempt starts over
 		return inTx(ctx, p.db, func(tx pgx.Tx) error {
 			var err error
-			created, err = p.provisionTx(ctx, tx, name, m)
+			created, fromStock, err = p.provisionTx(ctx, tx, name, m)
 			return err
 		})
 	})
@@ -274,40 +284,66 @@ func (p *Provisioner) provision(ctx context.Context, name string, m mode) error 
 		return fmt.Errorf("schema: provision %q: %w", name, err)
 	}
 	if created {
-		p.log.InfoContext(ctx, "tenant schema created", slog.String("tenant", name), slog.Int("migrations", len(p.migrations)))
+		p.log.InfoContext(ctx, "tenant schema created", slog.String("tenant", name), slog.Int("migrations", len(p.migrations)),
+			slog.Bool("from_stock", fromStock))
+		if p.spares > 0 { // a spare taken, or none at hand: either way the stock wants work
+			p.refill()
+		}
 	}
 	return nil
 }
 
-// provisionTx does the work of one attempt inside tx, under the schema's lock.
-func (p *Provisioner) provisionTx(ctx context.Context, tx pgx.Tx, name string, m mode) (created bool, err error) {
+// provisionTx does the work of one attempt inside tx, under the schema's lock. A new
+// tenant is a spare from the stock when one is at hand (fromStock), else made here.
+func (p *Provisioner) provisionTx(ctx context.Context, tx pgx.Tx, name string, m mode) (created, fromStock bool, err error) {
 	st, err := inspect(ctx, tx, name)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	t := Tenant{Name: name, OID: st.oid, Version: st.version}
 	switch {
 	case st.exists && !st.ours:
-		return false, fmt.Errorf("schema: %q: %w", name, ErrForeign)
+		return false, false, fmt.Errorf("schema: %q: %w", name, ErrForeign)
 	case st.exists && m == modeCreate:
-		return false, fmt.Errorf("schema: create %q: %w", name, ErrExists)
+		return false, false, fmt.Errorf("schema: create %q: %w", name, ErrExists)
 	case !st.exists && m == modeMigrate:
-		return false, fmt.Errorf("schema: migrate %q: %w", name, ErrNotFound)
+		return false, false, fmt.Errorf("schema: migrate %q: %w", name, ErrNotFound)
 	case !st.exists:
-		ident := pgx.Identifier{name, VersionTable}.Sanitize()
-		if _, err := tx.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{name}.Sanitize()+"; CREATE TABLE "+ident+
-			" (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
-			return false, err
+		if p.spares > 0 {
+			if t, fromStock, err = p.takeSpare(ctx, tx, name); err != nil {
+				return false, false, err
+			}
 		}
-		if t, err = p.register(ctx, tx, name, schemaState{}); err != nil { // version 0, whatever a stale row said
-			return false, err
+		if !fromStock {
+			if t, err = p.createSchema(ctx, tx, name); err != nil {
+				return false, false, err
+			}
 		}
 		created = true
 	}
-	if _, err := p.migrate(ctx, tx, t); err != nil {
-		return false, err
+	if _, err := p.migrate(ctx, tx, t); err != nil { // for a spare: nothing to do, no lock taken
+		return false, false, err
 	}
-	return created, nil
+	return created, fromStock, nil
+}
+
+// createSchema makes the schema name with its version table, version marker and
+// registration (version 0, replacing a stale row of that name), unmigrated.
+func (p *Provisioner) createSchema(ctx context.Context, tx pgx.Tx, name string) (Tenant, error) {
+	ident := pgx.Identifier{name, VersionTable}.Sanitize()
+	if _, err := tx.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{name}.Sanitize()+"; CREATE TABLE "+ident+
+		" (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
+		return Tenant{}, err
+	}
+	return p.register(ctx, tx, name, schemaState{})
+}
+
+// latest is the highest migration version, 0 without migrations.
+func (p *Provisioner) latest() int64 {
+	if len(p.migrations) == 0 {
+		return 0
+	}
+	return p.migrations[len(p.migrations)-1].Version
 }
 
 // SearchPath is the search_path value for a tenant: its schema, then the shared
