@@ -23,10 +23,15 @@ var errHeld = errors.New("held by another run")
 //
 // The error, when not nil, is a *RunError; the Result counts in every case. A
 // migration file added with a version below a tenant's is not seen by the plan: Migrate
-// reports it (ErrMigrationOrder).
+// reports it (ErrMigrationOrder). With Config.Spares, it also starts the background
+// refill of the stock, which brings the spares to the latest version (FillStock waits
+// for that).
 func (p *Provisioner) MigrateAll(ctx context.Context, opts RunOptions) (Result, error) {
 	if err := p.ensureShared(ctx); err != nil {
 		return Result{}, err
+	}
+	if p.spares > 0 { // spares made by the previous release: the next sign-up wants them current
+		p.refill()
 	}
 	infos, err := p.ListInfo(ctx, opts.Namespace)
 	if err != nil {

@@ -79,8 +79,9 @@ func (p *Provisioner) takeSpare(ctx context.Context, tx pgx.Tx, name string) (t 
 // out, and the error says why. Spares of a later version (a newer release's, during a
 // rolling deploy) are counted and left alone. Processes that fill at once take turns.
 // After a sign-up takes a spare, or finds none, the Provisioner runs it in the
-// background (Close stops that); an application may call it at start-up, and a deploy
-// after MigrateAll, so that the first sign-ups find spares at the new version.
+// background (Close stops that), and MigrateAll starts that too; an application may
+// call it at start-up, and a deploy after MigrateAll, to wait until the first sign-ups
+// find spares at the new version.
 func (p *Provisioner) FillStock(ctx context.Context) error {
 	if err := p.ensureShared(ctx); err != nil {
 		return err
