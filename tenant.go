@@ -79,6 +79,10 @@ type Config struct {
 	// Spares is schema.Config.Spares: how many migrated spare schemas to keep for fast
 	// sign-up. Default 0, none; Close stops their background refill.
 	Spares int
+	// SharedMigrations is schema.Config.SharedMigrations: the tables of the "shared"
+	// schema, which belong to no tenant. Requests read them qualified (shared.users);
+	// writing one needs AllowSharedWrites first. Default none.
+	SharedMigrations fs.FS
 
 	// Locales the application serves; the first is the default. Each request gets one
 	// of them (?locale=, locale cookie, Accept-Language, default), responses get
@@ -228,7 +232,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, errors.New("tenant: Config needs DSN or Pool")
 	}
 	prov, err := schema.NewProvisioner(m.pool, schema.Config{
-		Extensions: cfg.Extensions, Migrations: cfg.Migrations, Reserved: append(roles(m.pool), cfg.Reserved...), Logger: m.log,
+		Extensions: cfg.Extensions, Migrations: cfg.Migrations, SharedMigrations: cfg.SharedMigrations, Reserved: append(roles(m.pool), cfg.Reserved...), Logger: m.log,
 		Spares: cfg.Spares,
 	})
 	if err != nil {

@@ -43,6 +43,9 @@ func (p *Provisioner) ensureShared(ctx context.Context) error {
 			return inTx(ctx, p.db, func(tx pgx.Tx) error { return p.ensureSharedTx(ctx, tx) })
 		})
 		if err == nil {
+			err = p.migrateShared(ctx)
+		}
+		if err == nil {
 			p.sharedReady.Store(true)
 		}
 		return nil, err

@@ -11,8 +11,8 @@ import (
 // errHeld means another run holds the tenant's lock.
 var errHeld = errors.New("held by another run")
 
-// MigrateAll brings every tenant (suspended ones too) to the latest migration, as
-// opts say. One query over the registry plans the run: a tenant already at the latest
+// MigrateAll brings the shared schema (Config.SharedMigrations), then every tenant
+// (suspended ones too), to the latest migration, as opts say. One query over the registry plans the run: a tenant already at the latest
 // version costs nothing more. The others are migrated in parallel, each in its own
 // transaction under its lock (as Migrate does), and a tenant that fails or stays busy
 // beyond Config.LockTimeout is reported while the rest go on. When ctx ends, the run
@@ -28,6 +28,9 @@ var errHeld = errors.New("held by another run")
 // for that).
 func (p *Provisioner) MigrateAll(ctx context.Context, opts RunOptions) (Result, error) {
 	if err := p.ensureShared(ctx); err != nil {
+		return Result{}, err
+	}
+	if err := p.migrateShared(ctx); err != nil { // ensureShared did once; a deploy may bring more
 		return Result{}, err
 	}
 	if p.spares > 0 { // spares made by the previous release: the next sign-up wants them current

@@ -62,6 +62,14 @@ type Config struct {
 	// search_path (so unqualified names are the tenant's); what follows tern's
 	// "---- create above / drop below ----" is ignored. Default none.
 	Migrations fs.FS
+	// SharedMigrations holds the SQL files of SharedSchema ("shared"), the tables that
+	// belong to no tenant (users, plans, domains), named and loaded as Migrations are.
+	// They run before any tenant is provisioned (so tenant migrations may refer to
+	// shared tables), once per Provisioner and again in every MigrateAll, with
+	// search_path "shared", extensions. Every table they make is guarded: a tenant's
+	// transaction that writes it fails unless it called tenant.AllowSharedWrites.
+	// With them, no tenant may be named "shared". Default none: no shared schema.
+	SharedMigrations fs.FS
 	// Reserved adds the application's own schema names, which no tenant may take.
 	// Default none beyond the built-in ones (see Validate).
 	Reserved []string
@@ -96,13 +104,15 @@ func CommonExtensions() []string {
 // It keeps no cache: every call asks the database, so a schema dropped by anyone is
 // seen at once (callers that need speed cache admissions, as tenant.Manager does).
 type Provisioner struct {
-	db          DB
-	reserved    []string
-	migrations  []migration
-	extensions  []string
-	attempts    int
-	lockTimeout time.Duration
-	log         *slog.Logger
+	db         DB
+	reserved   []string
+	migrations []migration
+	// sharedMigrations are Config.SharedMigrations, applied to SharedSchema.
+	sharedMigrations []migration
+	extensions       []string
+	attempts         int
+	lockTimeout      time.Duration
+	log              *slog.Logger
 
 	shared      singleflight.Group // the one ensureShared at work
 	sharedReady atomic.Bool
@@ -118,6 +128,10 @@ func NewProvisioner(db DB, cfg Config) (*Provisioner, error) {
 	if err != nil {
 		return nil, err
 	}
+	shared, err := loadMigrations(cfg.SharedMigrations)
+	if err != nil {
+		return nil, fmt.Errorf("shared: %w", err)
+	}
 	p := &Provisioner{
 		db:          db,
 		reserved:    slices.Clone(cfg.Reserved),
@@ -127,6 +141,11 @@ func NewProvisioner(db DB, cfg Config) (*Provisioner, error) {
 		lockTimeout: cfg.LockTimeout,
 		log:         cfg.Logger,
 		spares:      max(cfg.Spares, 0),
+
+		sharedMigrations: shared,
+	}
+	if len(shared) > 0 {
+		p.reserved = append(p.reserved, SharedSchema)
 	}
 	for _, e := range p.extensions {
 		if !extensionName.MatchString(e) {
