@@ -132,3 +132,42 @@ func TestSharedMigrationsFollowDeploys(t *testing.T) {
 
 // countIn runs a counting query on the env's own pool (its own database).
 func (e *env) countIn(t *testing.T, sql string) int { return countRow(t, e.pool, sql) }
+
+// A sign-up writes the shared users table, which every other handler only reads.
+func ExampleAllowSharedWrites() {
+	ctx := context.Background()
+	mgr, err := tenant.New(ctx, tenant.Config{
+		DSN:        testdb.DatabaseURL(),
+		Migrations: exampleMigrations,
+		SharedMigrations: fstest.MapFS{
+			"001_users.sql": {Data: []byte("CREATE TABLE IF NOT EXISTS users (email text PRIMARY KEY, tenant text NOT NULL)")},
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer mgr.Close()
+	if err := mgr.Provisioner().Ensure(ctx, "ex_signup"); err != nil {
+		panic(err)
+	}
+	defer mgr.Drop(ctx, "ex_signup")
+	signUp := func(ctx context.Context, allow bool) error {
+		if allow {
+			if err := tenant.AllowSharedWrites(ctx); err != nil {
+				return err
+			}
+		}
+		_, err := tenantctx.Session(ctx).Exec(ctx, "INSERT INTO shared.users VALUES ($1, $2) ON CONFLICT DO NOTHING",
+			"ada@example.com", tenantctx.Schema(ctx))
+		return err
+	}
+
+	err = mgr.Run(ctx, "ex_signup", func(ctx context.Context) error { return signUp(ctx, false) })
+	var pgErr *pgconn.PgError
+	fmt.Println(errors.As(err, &pgErr) && pgErr.Code == "42501")
+	err = mgr.Run(ctx, "ex_signup", func(ctx context.Context) error { return signUp(ctx, true) })
+	fmt.Println(err)
+	// Output:
+	// true
+	// <nil>
+}
