@@ -1,0 +1,213 @@
+package tenanttest_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"testing/fstest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantkit/tenant"
+	"github.com/tenantkit/tenant/pool"
+	"github.com/tenantkit/tenant/tenantctx"
+	"github.com/tenantkit/tenant/tenanttest"
+)
+
+func TestMain(m *testing.M) { os.Exit(tenanttest.Main(m)) }
+
+var migrations = fstest.MapFS{
+	"001_notes.sql": {Data: []byte("CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL)")},
+}
+
+func newManager(t *testing.T, opts ...pool.Option) *tenant.Manager {
+	return tenanttest.New(t, tenant.Config{Migrations: migrations, PoolOptions: opts})
+}
+
+func insert(t *testing.T, ctx context.Context, body string) {
+	t.Helper()
+	_, err := tenantctx.Session(ctx).Exec(ctx, "INSERT INTO notes (body) VALUES ($1)", body)
+	require.NoError(t, err)
+}
+
+func bodies(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	rows, err := tenantctx.Session(ctx).Query(ctx, "SELECT body FROM notes ORDER BY id")
+	require.NoError(t, err)
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var b string
+		require.NoError(t, rows.Scan(&b))
+		out = append(out, b)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// committed reads the tenant's notes in a transaction of its own: what outlived the
+// test's transaction.
+func committed(t *testing.T, mgr *tenant.Manager, name string) []string {
+	t.Helper()
+	var out []string
+	require.NoError(t, mgr.Run(context.Background(), name, func(ctx context.Context) error {
+		out = bodies(t, ctx)
+		return nil
+	}))
+	return out
+}
+
+// What a test writes through its context is visible in it, and gone when it ends;
+// its after-commit functions never run, and its context ends with it.
+func TestContextRollsBack(t *testing.T) {
+	mgr := newManager(t)
+	tenanttest.Tenant(t, mgr, "tt_rollback")
+	var (
+		kept context.Context
+		ran  bool
+	)
+	t.Run("writes", func(t *testing.T) {
+		ctx := tenanttest.Context(t, mgr, "tt_rollback")
+		insert(t, ctx, "draft")
+		assert.Equal(t, []string{"draft"}, bodies(t, ctx))
+		assert.Equal(t, "tt_rollback", tenantctx.Schema(ctx))
+		tenantctx.AfterCommit(ctx, func(context.Context) { ran = true })
+		assert.Len(t, tenanttest.AfterCommitFuncs(ctx), 1)
+		kept = ctx
+	})
+	assert.Empty(t, committed(t, mgr, "tt_rollback"), "rolled back at the end of the subtest")
+	assert.False(t, ran, "after-commit functions do not run")
+	require.Error(t, kept.Err(), "the context ends with its test")
+	_, err := tenantctx.Session(kept).Exec(context.Background(), "SELECT 1")
+	assert.ErrorIs(t, err, tenantctx.ErrSessionEnded)
+}
+
+// Two tenants' contexts, open at once on a pool of two connections, each see their
+// own rows only.
+func TestContextsIsolateTenants(t *testing.T) {
+	mgr := newManager(t, pool.WithMaxConns(2))
+	tenanttest.Tenant(t, mgr, "tt_acme")
+	tenanttest.Tenant(t, mgr, "tt_globex")
+	acme := tenanttest.Context(t, mgr, "tt_acme")
+	globex := tenanttest.Context(t, mgr, "tt_globex")
+	insert(t, acme, "acme's")
+	insert(t, globex, "globex's")
+	assert.Equal(t, []string{"acme's"}, bodies(t, acme))
+	assert.Equal(t, []string{"globex's"}, bodies(t, globex))
+}
+
+// A pool of one connection serves one test context after another: each gives its
+// connection back when its test ends.
+func TestContextOnePool(t *testing.T) {
+	mgr := newManager(t, pool.WithMaxConns(1))
+	tenanttest.Tenant(t, mgr, "tt_single")
+	for i := range 3 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			ctx := tenanttest.Context(t, mgr, "tt_single")
+			assert.Empty(t, bodies(t, ctx), "nothing left by the previous test")
+			insert(t, ctx, "note")
+		})
+	}
+	assert.Equal(t, int32(0), mgr.Pool().Stat().AcquiredConns())
+}
+
+// Names that are invalid, reserved or no tenant are refused before any transaction.
+func TestBeginRefuses(t *testing.T) {
+	mgr := newManager(t)
+	for _, name := range []string{"Robert'); DROP TABLE notes;--", "pg_catalog", "public", "1abc", "tt_nosuch", ""} {
+		t.Run(name, func(t *testing.T) {
+			ctx, end, err := tenanttest.Begin(context.Background(), mgr, name)
+			require.ErrorIs(t, err, tenant.ErrUnknownTenant)
+			assert.Nil(t, ctx)
+			assert.Nil(t, end)
+		})
+	}
+}
+
+// fatalTB records a helper's failure instead of failing the test that checks it.
+type fatalTB struct {
+	testing.TB
+	mu       sync.Mutex
+	failure  string
+	cleanups []func()
+}
+
+func (f *fatalTB) Helper() {}
+
+func (f *fatalTB) Fatalf(format string, args ...any) {
+	f.mu.Lock()
+	f.failure = fmt.Sprintf(format, args...)
+	f.mu.Unlock()
+	runtime.Goexit()
+}
+
+func (f *fatalTB) Cleanup(fn func()) { f.cleanups = append(f.cleanups, fn) }
+
+func (f *fatalTB) Context() context.Context { return context.Background() }
+
+// failure runs fn with f as a test and returns how it failed ("" when it did not).
+func (f *fatalTB) run(fn func(testing.TB)) string {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(f)
+	}()
+	<-done
+	for i := len(f.cleanups) - 1; i >= 0; i-- {
+		f.cleanups[i]()
+	}
+	return f.failure
+}
+
+// The helpers fail the test for a name they refuse.
+func TestHelpersFailOnBadNames(t *testing.T) {
+	mgr := newManager(t)
+	for _, tc := range []struct {
+		name string
+		fn   func(testing.TB)
+		want string
+	}{
+		{"Tenant invalid", func(tb testing.TB) { tenanttest.Tenant(tb, mgr, "Bad Name") }, "invalid schema name"},
+		{"Tenant reserved", func(tb testing.TB) { tenanttest.Tenant(tb, mgr, "extensions") }, "provision tenant"},
+		{"Context unknown", func(tb testing.TB) { tenanttest.Context(tb, mgr, "tt_unknown") }, "unknown tenant"},
+		{"Context invalid", func(tb testing.TB) { tenanttest.Context(tb, mgr, "pg_x") }, "unknown tenant"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Contains(t, (&fatalTB{TB: t}).run(tc.fn), tc.want)
+		})
+	}
+}
+
+// A conflict in a test's transaction is the error of the statement that met it, and
+// the transaction is not run again: ending it reports nothing more.
+func TestBeginConflictIsAnError(t *testing.T) {
+	mgr := newManager(t)
+	tenanttest.Tenant(t, mgr, "tt_conflict")
+	ctx, end, err := tenanttest.Begin(context.Background(), mgr, "tt_conflict")
+	require.NoError(t, err)
+	assert.Empty(t, bodies(t, ctx)) // reads what another transaction writes, below
+	require.NoError(t, mgr.Run(context.Background(), "tt_conflict", func(ctx context.Context) error {
+		_ = bodies(t, ctx)
+		insert(t, ctx, "theirs")
+		return nil
+	}))
+	_, err = tenantctx.Session(ctx).Exec(ctx, "INSERT INTO notes (body) VALUES ('ours')")
+	assert.True(t, tenant.IsConflict(err), "got %v", err)
+	assert.NoError(t, end())
+	assert.Equal(t, []string{"theirs"}, committed(t, mgr, "tt_conflict"))
+}
+
+// Code under test that ends the transaction itself is reported by end.
+func TestBeginReportsTransactionEnded(t *testing.T) {
+	mgr := newManager(t)
+	tenanttest.Tenant(t, mgr, "tt_ended")
+	ctx, end, err := tenanttest.Begin(context.Background(), mgr, "tt_ended")
+	require.NoError(t, err)
+	_, _ = tenantctx.Session(ctx).Exec(ctx, "ROLLBACK")
+	assert.ErrorIs(t, end(), tenant.ErrTransactionLost)
+	assert.ErrorIs(t, end(), tenant.ErrTransactionLost, "end again says the same")
+}
