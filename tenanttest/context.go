@@ -43,12 +43,12 @@ func Context(t testing.TB, mgr *tenant.Manager, name string, opts ...tenant.RunO
 // tenant's session, whose transaction the returned end rolls back (and never
 // commits), and end must be called. It is for Example functions and for helpers that
 // are no test. The context is cancelled by end, and ctx bounds the session: when ctx
-// ends first, the transaction is rolled back then, and later calls fail with
-// tenantctx.ErrSessionEnded.
+// ends first, the transaction is rolled back then, and later calls fail
+// (tenantctx.ErrSessionEnded, or the context's error).
 //
 // It runs Manager.Run on a goroutine of its own, whose function marks the transaction
 // rollback-only (tenantctx.RollbackOnly) and waits for end: that goroutine never
-// touches the session, the caller's goroutine alone does. The lifecycle is Run's:
+// touches the session, only the code given the context does. The lifecycle is Run's:
 // the session is lazy (no connection before the first query), Run's isolation,
 // locale (opts) and statement handling apply. Two differences follow from rolling
 // back. Functions registered with tenantctx.AfterCommit never run (AfterCommitFuncs

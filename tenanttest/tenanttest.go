@@ -22,6 +22,10 @@ package tenanttest
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
 	"testing"
 
 	"github.com/tenantkit/tenant"
@@ -57,11 +61,15 @@ func DatabaseURL() string {
 
 // New returns a Manager made from cfg, on the package's database when cfg has neither
 // DSN nor Pool, and closes it when the test ends (after the test's other cleanups,
-// since it is registered first: call New before Tenant and Context).
+// since it is registered first: call New before Tenant and Context). Without
+// cfg.Logger it logs to the test's output, shown when the test fails or runs with -v.
 func New(t testing.TB, cfg tenant.Config) *tenant.Manager {
 	t.Helper()
 	if cfg.DSN == "" && cfg.Pool == nil {
 		cfg.DSN = URL(t)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(testOutput(t), nil))
 	}
 	mgr, err := tenant.New(context.Background(), cfg)
 	if err != nil {
@@ -87,4 +95,32 @@ func Tenant(t testing.TB, mgr *tenant.Manager, name string) {
 			t.Errorf("tenanttest: drop tenant %q: %v", name, err)
 		}
 	})
+}
+
+// output is a test's output until the test's cleanups are done, and stderr after:
+// testing panics on a write to a finished test's output, and a Manager's goroutine
+// may log late (an after-commit function that outlived Close).
+type output struct {
+	mu   sync.Mutex
+	w    io.Writer
+	done bool
+}
+
+func testOutput(t testing.TB) *output {
+	o := &output{w: t.Output()}
+	t.Cleanup(func() { // registered before the Manager's Close: runs after it
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		o.done = true
+	})
+	return o
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.done {
+		return os.Stderr.Write(p)
+	}
+	return o.w.Write(p)
 }

@@ -3,6 +3,8 @@ package tenanttest_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"runtime"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantkit/tenant"
+	"github.com/tenantkit/tenant/middleware"
 	"github.com/tenantkit/tenant/pool"
 	"github.com/tenantkit/tenant/tenantctx"
 	"github.com/tenantkit/tenant/tenanttest"
@@ -183,22 +186,40 @@ func TestHelpersFailOnBadNames(t *testing.T) {
 }
 
 // A conflict in a test's transaction is the error of the statement that met it, and
-// the transaction is not run again: ending it reports nothing more.
-func TestBeginConflictIsAnError(t *testing.T) {
-	mgr := newManager(t)
-	tenanttest.Tenant(t, mgr, "tt_conflict")
-	ctx, end, err := tenanttest.Begin(context.Background(), mgr, "tt_conflict")
-	require.NoError(t, err)
-	assert.Empty(t, bodies(t, ctx)) // reads what another transaction writes, below
-	require.NoError(t, mgr.Run(context.Background(), "tt_conflict", func(ctx context.Context) error {
-		_ = bodies(t, ctx)
-		insert(t, ctx, "theirs")
-		return nil
-	}))
-	_, err = tenantctx.Session(ctx).Exec(ctx, "INSERT INTO notes (body) VALUES ('ours')")
-	assert.True(t, tenant.IsConflict(err), "got %v", err)
-	assert.NoError(t, end())
-	assert.Equal(t, []string{"theirs"}, committed(t, mgr, "tt_conflict"))
+// the transaction is not run again: ending it reports nothing more, whether the
+// transaction's context is still live (Begin) or ended with its test (Context).
+func TestConflictIsAnError(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		begin func(t *testing.T, mgr *tenant.Manager, name string) (context.Context, func() error)
+	}{
+		{"Begin", func(t *testing.T, mgr *tenant.Manager, name string) (context.Context, func() error) {
+			ctx, end, err := tenanttest.Begin(context.Background(), mgr, name)
+			require.NoError(t, err)
+			return ctx, end
+		}},
+		{"Context", func(t *testing.T, mgr *tenant.Manager, name string) (context.Context, func() error) {
+			return tenanttest.Context(t, mgr, name), func() error { return nil } // ended, and checked, at cleanup
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mgr := newManager(t)
+			tenanttest.Tenant(t, mgr, "tt_conflict")
+			t.Run("conflict", func(t *testing.T) {
+				ctx, end := tc.begin(t, mgr, "tt_conflict")
+				assert.Empty(t, bodies(t, ctx)) // reads what another transaction writes, below
+				require.NoError(t, mgr.Run(context.Background(), "tt_conflict", func(ctx context.Context) error {
+					_ = bodies(t, ctx)
+					insert(t, ctx, "theirs")
+					return nil
+				}))
+				_, err := tenantctx.Session(ctx).Exec(ctx, "INSERT INTO notes (body) VALUES ('ours')")
+				assert.True(t, tenant.IsConflict(err), "got %v", err)
+				assert.NoError(t, end())
+			})
+			assert.Equal(t, []string{"theirs"}, committed(t, mgr, "tt_conflict"))
+		})
+	}
 }
 
 // Code under test that ends the transaction itself is reported by end.
@@ -210,4 +231,36 @@ func TestBeginReportsTransactionEnded(t *testing.T) {
 	_, _ = tenantctx.Session(ctx).Exec(ctx, "ROLLBACK")
 	assert.ErrorIs(t, end(), tenant.ErrTransactionLost)
 	assert.ErrorIs(t, end(), tenant.ErrTransactionLost, "end again says the same")
+}
+
+// A request through the Middleware runs in a transaction of its own and commits, as
+// in production; the test's tenant, dropped at its end, takes the data with it.
+func TestRequestThroughMiddleware(t *testing.T) {
+	mgr := tenanttest.New(t, tenant.Config{Migrations: migrations, Resolver: middleware.Header("X-Tenant")})
+	tenanttest.Tenant(t, mgr, "tt_http")
+	app := tenant.Middleware(mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			insert(t, r.Context(), "posted")
+			w.WriteHeader(http.StatusCreated)
+			return
+		}
+		fmt.Fprint(w, bodies(t, r.Context()))
+	}))
+	for _, tc := range []struct {
+		method, tenant string
+		code           int
+		body           string
+	}{
+		{"POST", "tt_http", http.StatusCreated, ""},
+		{"GET", "tt_http", http.StatusOK, "[posted]"},
+		{"GET", "tt_other", http.StatusNotFound, "unknown tenant\n"},
+	} {
+		req := httptest.NewRequestWithContext(t.Context(), tc.method, "/notes", nil)
+		req.Header.Set("X-Tenant", tc.tenant)
+		rec := httptest.NewRecorder()
+		app.ServeHTTP(rec, req)
+		assert.Equal(t, tc.code, rec.Code, "%s %s", tc.method, tc.tenant)
+		assert.Equal(t, tc.body, rec.Body.String(), "%s %s", tc.method, tc.tenant)
+	}
+	assert.Equal(t, []string{"posted"}, committed(t, mgr, "tt_http"))
 }
