@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"runtime"
-	"sync"
 	"testing"
 	"testing/fstest"
 
@@ -116,121 +114,6 @@ func TestContextOnePool(t *testing.T) {
 		})
 	}
 	assert.Equal(t, int32(0), mgr.Pool().Stat().AcquiredConns())
-}
-
-// Names that are invalid, reserved or no tenant are refused before any transaction.
-func TestBeginRefuses(t *testing.T) {
-	mgr := newManager(t)
-	for _, name := range []string{"Robert'); DROP TABLE notes;--", "pg_catalog", "public", "1abc", "tt_nosuch", ""} {
-		t.Run(name, func(t *testing.T) {
-			ctx, end, err := tenanttest.Begin(context.Background(), mgr, name)
-			require.ErrorIs(t, err, tenant.ErrUnknownTenant)
-			assert.Nil(t, ctx)
-			assert.Nil(t, end)
-		})
-	}
-}
-
-// fatalTB records a helper's failure instead of failing the test that checks it.
-type fatalTB struct {
-	testing.TB
-	mu       sync.Mutex
-	failure  string
-	cleanups []func()
-}
-
-func (f *fatalTB) Helper() {}
-
-func (f *fatalTB) Fatalf(format string, args ...any) {
-	f.mu.Lock()
-	f.failure = fmt.Sprintf(format, args...)
-	f.mu.Unlock()
-	runtime.Goexit()
-}
-
-func (f *fatalTB) Cleanup(fn func()) { f.cleanups = append(f.cleanups, fn) }
-
-func (f *fatalTB) Context() context.Context { return context.Background() }
-
-// failure runs fn with f as a test and returns how it failed ("" when it did not).
-func (f *fatalTB) run(fn func(testing.TB)) string {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn(f)
-	}()
-	<-done
-	for i := len(f.cleanups) - 1; i >= 0; i-- {
-		f.cleanups[i]()
-	}
-	return f.failure
-}
-
-// The helpers fail the test for a name they refuse.
-func TestHelpersFailOnBadNames(t *testing.T) {
-	mgr := newManager(t)
-	for _, tc := range []struct {
-		name string
-		fn   func(testing.TB)
-		want string
-	}{
-		{"Tenant invalid", func(tb testing.TB) { tenanttest.Tenant(tb, mgr, "Bad Name") }, "invalid schema name"},
-		{"Tenant reserved", func(tb testing.TB) { tenanttest.Tenant(tb, mgr, "extensions") }, "provision tenant"},
-		{"Context unknown", func(tb testing.TB) { tenanttest.Context(tb, mgr, "tt_unknown") }, "unknown tenant"},
-		{"Context invalid", func(tb testing.TB) { tenanttest.Context(tb, mgr, "pg_x") }, "unknown tenant"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			assert.Contains(t, (&fatalTB{TB: t}).run(tc.fn), tc.want)
-		})
-	}
-}
-
-// A conflict in a test's transaction is the error of the statement that met it, and
-// the transaction is not run again: ending it reports nothing more, whether the
-// transaction's context is still live (Begin) or ended with its test (Context).
-func TestConflictIsAnError(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		begin func(t *testing.T, mgr *tenant.Manager, name string) (context.Context, func() error)
-	}{
-		{"Begin", func(t *testing.T, mgr *tenant.Manager, name string) (context.Context, func() error) {
-			ctx, end, err := tenanttest.Begin(context.Background(), mgr, name)
-			require.NoError(t, err)
-			return ctx, end
-		}},
-		{"Context", func(t *testing.T, mgr *tenant.Manager, name string) (context.Context, func() error) {
-			return tenanttest.Context(t, mgr, name), func() error { return nil } // ended, and checked, at cleanup
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			mgr := newManager(t)
-			tenanttest.Tenant(t, mgr, "tt_conflict")
-			t.Run("conflict", func(t *testing.T) {
-				ctx, end := tc.begin(t, mgr, "tt_conflict")
-				assert.Empty(t, bodies(t, ctx)) // reads what another transaction writes, below
-				require.NoError(t, mgr.Run(context.Background(), "tt_conflict", func(ctx context.Context) error {
-					_ = bodies(t, ctx)
-					insert(t, ctx, "theirs")
-					return nil
-				}))
-				_, err := tenantctx.Session(ctx).Exec(ctx, "INSERT INTO notes (body) VALUES ('ours')")
-				assert.True(t, tenant.IsConflict(err), "got %v", err)
-				assert.NoError(t, end())
-			})
-			assert.Equal(t, []string{"theirs"}, committed(t, mgr, "tt_conflict"))
-		})
-	}
-}
-
-// Code under test that ends the transaction itself is reported by end.
-func TestBeginReportsTransactionEnded(t *testing.T) {
-	mgr := newManager(t)
-	tenanttest.Tenant(t, mgr, "tt_ended")
-	ctx, end, err := tenanttest.Begin(context.Background(), mgr, "tt_ended")
-	require.NoError(t, err)
-	_, _ = tenantctx.Session(ctx).Exec(ctx, "ROLLBACK")
-	assert.ErrorIs(t, end(), tenant.ErrTransactionLost)
-	assert.ErrorIs(t, end(), tenant.ErrTransactionLost, "end again says the same")
 }
 
 // A request through the Middleware runs in a transaction of its own and commits, as
