@@ -55,11 +55,15 @@ func TestConflictIsAnError(t *testing.T) {
 func TestBeginReportsTransactionEnded(t *testing.T) {
 	mgr := newManager(t)
 	tenanttest.Tenant(t, mgr, "tt_ended")
-	ctx, end, err := tenanttest.Begin(context.Background(), mgr, "tt_ended")
-	require.NoError(t, err)
-	_, _ = tenantctx.Session(ctx).Exec(ctx, "ROLLBACK")
-	assert.ErrorIs(t, end(), tenant.ErrTransactionLost)
-	assert.ErrorIs(t, end(), tenant.ErrTransactionLost, "end again says the same")
+	for _, sql := range []string{"ROLLBACK", "COMMIT"} {
+		t.Run(sql, func(t *testing.T) {
+			ctx, end, err := tenanttest.Begin(context.Background(), mgr, "tt_ended")
+			require.NoError(t, err)
+			_, _ = tenantctx.Session(ctx).Exec(ctx, sql)
+			assert.ErrorIs(t, end(), tenant.ErrTransactionLost)
+			assert.ErrorIs(t, end(), tenant.ErrTransactionLost, "end again says the same")
+		})
+	}
 }
 
 // The context is Run's: lazy (no connection before the first query) and with Run's
