@@ -12,9 +12,9 @@ import (
 	chimw "github.com/go-chi/chi/v5/middleware"
 
 	"github.com/tenantkit/tenant"
-	"github.com/tenantkit/tenant/internal/testdb"
 	"github.com/tenantkit/tenant/middleware"
 	"github.com/tenantkit/tenant/tenantctx"
+	"github.com/tenantkit/tenant/tenanttest"
 )
 
 // exampleMigrations is usually an embed.FS of SQL files.
@@ -66,7 +66,7 @@ func send(h http.Handler, method, host, target, body string) {
 func Example_chi() {
 	ctx := context.Background()
 	mgr, err := tenant.New(ctx, tenant.Config{
-		DSN:        testdb.DatabaseURL(), // the application's DSN
+		DSN:        tenanttest.DatabaseURL(), // the application's DSN
 		Resolver:   middleware.Subdomain("example.com"),
 		Migrations: exampleMigrations,
 	})
@@ -103,7 +103,7 @@ func Example_chi() {
 func Example_serveMux() {
 	ctx := context.Background()
 	mgr, err := tenant.New(ctx, tenant.Config{
-		DSN:        testdb.DatabaseURL(),
+		DSN:        tenanttest.DatabaseURL(),
 		Resolver:   middleware.PathPrefix("/t"),
 		Migrations: exampleMigrations,
 	})
@@ -133,7 +133,7 @@ func Example_serveMux() {
 // Jobs and commands get the same lifecycle without HTTP.
 func ExampleManager_Run() {
 	ctx := context.Background()
-	mgr, err := tenant.New(ctx, tenant.Config{DSN: testdb.DatabaseURL(), Migrations: exampleMigrations})
+	mgr, err := tenant.New(ctx, tenant.Config{DSN: tenanttest.DatabaseURL(), Migrations: exampleMigrations})
 	if err != nil {
 		panic(err)
 	}

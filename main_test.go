@@ -4,7 +4,9 @@ import (
 	"os"
 	"testing"
 
-	"github.com/tenantkit/tenant/internal/testdb"
+	"github.com/tenantkit/tenant/tenanttest"
 )
 
-func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+// The public helper, as an application's tests use it; the tests of this package reach
+// the same database through internal/testdb too.
+func TestMain(m *testing.M) { os.Exit(tenanttest.Main(m)) }

@@ -88,6 +88,10 @@ func DatabaseURL() string {
 	return dbURL
 }
 
+// PackageURL is URL without a test: the package's database, or "" when no TestMain
+// called Main (for a public helper to say so in its own words).
+func PackageURL() string { return dbURL }
+
 // Pool opens a pool on this package's database, closed when the test ends.
 func Pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
