@@ -22,13 +22,18 @@ func Middleware(m *Manager) func(http.Handler) http.Handler {
 		panic("tenant.Middleware: Config.Resolver is nil")
 	}
 	return func(next http.Handler) http.Handler {
+		watch := new(resolverWatch) // per wrapped handler: one misplaced route is enough to warn
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			name, r := m.resolver(r)
 			name = foldASCII(name)
 			if name == "" {
+				if watch.missed() {
+					m.warnNoTenant(r)
+				}
 				m.fail(w, r, "", fmt.Errorf("%w: no tenant in request", ErrUnknownTenant))
 				return
 			}
+			watch.found()
 			b, start, err := m.check(r.Context(), name, time.Now())
 			if err != nil {
 				m.fail(w, r, name, err)
