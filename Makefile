@@ -13,7 +13,7 @@ STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # not have either).
 EXAMPLE = example-app
 
-.PHONY: test mod-check fmt-check vet fuzz lint bench bench-go bench-http bench-fleet stress run
+.PHONY: test mod-check fmt-check vet fuzz lint bench bench-go bench-http bench-fleet stress run stop
 
 # go.mod and go.sum tidy, gofmt, go vet, every test under the race detector against
 # PostgreSQL (DATABASE_URL, else the local server, else a throwaway cluster the tests
@@ -79,9 +79,17 @@ stress:
 	$(GO) test -race -count=1 -run='^TestStress$$' -v -timeout=30m . -args \
 		-stress.duration=$(STRESS_DURATION) -stress.restarts=$(STRESS_RESTARTS)
 
-# The example app on :8080. Without DATABASE_URL it runs a private PostgreSQL from the
-# installed server binaries, data under .data/ (git-ignored), with demo tenants. The
-# binary stays in .data/bin/ for the tenant commands (README.md).
+# The example app on ADDR (make run ADDR=:9090). Without DATABASE_URL it runs a private
+# PostgreSQL from the installed server binaries, data under DATA_DIR (git-ignored when
+# .data), with demo tenants; with DATABASE_URL, `example-app seed` makes them. The
+# binary stays in DATA_DIR/bin/ for the tenant commands (README.md). make stop stops a
+# private PostgreSQL that a killed make run left running.
+ADDR     ?= :8080
+DATA_DIR ?= .data
 run:
-	$(GO) -C $(EXAMPLE) build -o $(CURDIR)/.data/bin/example-app .
-	./.data/bin/example-app serve
+	$(GO) -C $(EXAMPLE) build -o $(abspath $(DATA_DIR))/bin/example-app .
+	ADDR='$(ADDR)' DATA_DIR='$(DATA_DIR)' $(abspath $(DATA_DIR))/bin/example-app serve
+
+stop:
+	$(GO) -C $(EXAMPLE) build -o $(abspath $(DATA_DIR))/bin/example-app .
+	DATA_DIR='$(DATA_DIR)' $(abspath $(DATA_DIR))/bin/example-app stop
