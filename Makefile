@@ -17,12 +17,18 @@ EXAMPLE = example-app
 
 # go.mod and go.sum tidy, gofmt, go vet, every test under the race detector against
 # PostgreSQL (DATABASE_URL, else the local server, else a throwaway cluster the tests
-# start), in the library and then in the example app, then a short fuzz. The example
-# app's browser test runs when Chromium is installed (always in CI).
+# start), in the library and then in the example app. The example app's browser test
+# runs when Chromium is installed (always in CI). Output is go test's, plus every
+# skipped test with its reason (go test hides them without -v), through testreport.
+#
+# The fuzz targets' seed corpora run here as ordinary tests; the fuzzing itself is
+# make fuzz (CI runs both). Fuzzing builds every package under coverage
+# instrumentation, a build the race tests cannot share: on a cold cache that costs
+# minutes, for ten seconds of fuzzing.
+TESTREPORT = $(GO) run ./internal/cmd/testreport
 test: mod-check fmt-check vet
-	$(GO) test -race -count=1 ./...
-	$(GO) -C $(EXAMPLE) test -race -count=1 ./...
-	$(MAKE) fuzz
+	$(TESTREPORT) $(GO) test -race -count=1 -json ./...
+	$(TESTREPORT) $(GO) -C $(EXAMPLE) test -race -count=1 -json ./...
 
 # A go.mod that lists more (or less) than its module needs, e.g. an example-app
 # dependency back in the library's go.mod.
