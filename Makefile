@@ -40,9 +40,13 @@ mod-check:
 fmt-check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
+# -race, because vet needs its dependencies compiled, and compiled as the race tests
+# compile them they are built once for both: on a cold cache the tests' build then
+# takes 40 s instead of 100 s. No file here depends on the race build tag, so vet
+# checks the same code.
 vet:
-	$(GO) vet ./...
-	$(GO) -C $(EXAMPLE) vet ./...
+	$(GO) vet -race ./...
+	$(GO) -C $(EXAMPLE) vet -race ./...
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzValidate -fuzztime=$(FUZZTIME) -timeout=5m ./schema
