@@ -16,19 +16,27 @@ import (
 // lazy session and the locale, run the handler into a buffer, then commit (status <
 // 400, not RollbackOnly) or roll back, and only then send the response. A
 // serialization failure runs the handler again with its body replayed. It panics if
-// the Manager has no Resolver.
+// the Manager has no Resolver. A request that names no tenant is answered 404 and
+// logged at Debug; when the first 100 requests a wrapped handler sees all name none,
+// it logs one warning: the resolver likely sits where it cannot see the tenant
+// (PathValue around a whole ServeMux, URLParam in front of chi's router).
 func Middleware(m *Manager) func(http.Handler) http.Handler {
 	if m.resolver == nil {
 		panic("tenant.Middleware: Config.Resolver is nil")
 	}
 	return func(next http.Handler) http.Handler {
+		watch := new(resolverWatch) // per wrapped handler: one misplaced route is enough to warn
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			name, r := m.resolver(r)
 			name = foldASCII(name)
 			if name == "" {
+				if watch.missed() {
+					m.warnNoTenant(r)
+				}
 				m.fail(w, r, "", fmt.Errorf("%w: no tenant in request", ErrUnknownTenant))
 				return
 			}
+			watch.found()
 			b, start, err := m.check(r.Context(), name, time.Now())
 			if err != nil {
 				m.fail(w, r, name, err)

@@ -159,6 +159,14 @@ func (l *lines) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock();
 // that cancels it (Ctrl-C) and returns the exit code.
 func startServe(t *testing.T, env map[string]string) (string, func() int) {
 	t.Helper()
+	base, _, stop := startServeBanner(t, env)
+	return base, stop
+}
+
+// startServeBanner is startServe that also returns the banner serve printed, up to
+// its last line, the one that says what Ctrl-C stops.
+func startServeBanner(t *testing.T, env map[string]string) (string, string, func() int) {
+	t.Helper()
 	env["ADDR"] = "127.0.0.1:0"
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -170,15 +178,19 @@ func startServe(t *testing.T, env map[string]string) (string, func() int) {
 	sc := bufio.NewScanner(pr)
 	addr := regexp.MustCompile(`serving on (127\.0\.0\.1:\d+)`)
 	var base string
+	var banner strings.Builder
 	for sc.Scan() {
+		banner.WriteString(sc.Text() + "\n")
 		if m := addr.FindStringSubmatch(sc.Text()); m != nil {
 			base = "http://" + m[1]
+		}
+		if strings.Contains(sc.Text(), "Ctrl-C") {
 			break
 		}
 	}
 	require.NotEmpty(t, base, "serve did not start")
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	return base, func() int {
+	return base, banner.String(), func() int {
 		cancel()
 		select {
 		case code := <-done:

@@ -8,10 +8,12 @@
 //	example-app tenants suspend|resume NAME...  stop serving tenants (data kept), serve them again
 //	example-app migrate [--parallel N] [--canary N] [--namespace NS]
 //	                                          bring every tenant to the latest migration
+//	example-app seed                          provision the demo tenants acme and globex
+//	example-app stop                          stop the private PostgreSQL a killed serve left running
 //
 // DATABASE_URL names the database. Without it, the app runs a private PostgreSQL from
 // the installed server binaries with its data under DATA_DIR (default .data), and
-// serve provisions the demo tenants acme and globex. AUTO_CREATE=1 makes serve
+// serve provisions the demo tenants acme and globex (on DATABASE_URL, seed does). AUTO_CREATE=1 makes serve
 // provision a valid unknown tenant on its first request. ISOLATION sets the isolation
 // level of request transactions: serializable (the default), repeatable-read or
 // read-committed.
@@ -47,6 +49,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = tenants(ctx, env, args)
 	case "migrate":
 		err = migrate(ctx, env, args)
+	case "seed":
+		err = seed(ctx, env)
+	case "stop":
+		err = stopPrivate(ctx, env)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -71,6 +77,8 @@ const usage = `usage:
   example-app migrate [--parallel N] [--canary N] [--namespace NS]
                                              bring every tenant to the latest migration, with progress;
                                              Ctrl-C stops it cleanly, and a rerun does what is left
+  example-app seed                           provision the demo tenants acme and globex (serve does on the private PostgreSQL)
+  example-app stop                           stop the private PostgreSQL under DATA_DIR that a killed serve left running
 environment: DATABASE_URL (default: a private PostgreSQL under DATA_DIR=.data), ADDR, AUTO_CREATE=1,
   ISOLATION=serializable|repeatable-read|read-committed (of request transactions; default serializable)
 `

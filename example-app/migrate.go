@@ -30,11 +30,12 @@ func migrate(ctx context.Context, env environment, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	a, _, closeAll, err := open(ctx, env, false)
+	db, err := open(ctx, env, false, false)
 	if err != nil {
 		return err
 	}
-	defer closeAll()
+	defer db.stop()
+	a := db.app
 	show := newProgress(env.stderr)
 	opts.Progress = show.update
 	res, err := a.Manager().Provisioner().MigrateAll(ctx, opts)

@@ -132,13 +132,22 @@ type rewritten struct {
 }
 
 // URLParam takes the tenant from a chi URL parameter, e.g. for routes mounted at
-// "/t/{tenant}": use the middleware inside that route so chi has matched it.
+// "/t/{tenant}". chi sets the parameter only once it has matched the route, so the
+// middleware must sit inside that route (r.Route("/t/{tenant}", ...) then r.Use), not
+// in front of the router: there it finds no tenant and every request is a 404.
 func URLParam(key string) Resolver {
 	return func(r *http.Request) (string, *http.Request) { return chi.URLParam(r, key), r }
 }
 
 // PathValue takes the tenant from a net/http ServeMux wildcard (Go 1.22 patterns such
-// as "/t/{tenant}/").
+// as "/t/{tenant}/"). The mux sets the wildcard only on the request it hands the
+// matched route's handler, so the middleware must wrap that handler:
+//
+//	mux.Handle("/t/{tenant}/", tenant.Middleware(mgr)(h))
+//
+// Wrapping the whole mux finds no tenant and answers every request 404 (the
+// Middleware warns once in its log when that goes on). PathPrefix reads the same
+// segment in front of any router, and strips it.
 func PathValue(key string) Resolver {
 	return func(r *http.Request) (string, *http.Request) { return r.PathValue(key), r }
 }

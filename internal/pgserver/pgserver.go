@@ -151,7 +151,7 @@ var ErrAttached = errors.New("pgserver: the cluster was started by another proce
 // checkpoints; "immediate" kills the server like a crash, and the start recovers from
 // the write-ahead log.
 func (s *Server) Restart(ctx context.Context, mode string) error {
-	if s.attached {
+	if s.attached || s.opts == "" {
 		return ErrAttached
 	}
 	if mode != "smart" && mode != "fast" && mode != "immediate" {
@@ -161,6 +161,48 @@ func (s *Server) Restart(ctx context.Context, mode string) error {
 		return err
 	}
 	return s.start(ctx)
+}
+
+// Attached reports whether Start found the cluster already running in Dir, started
+// by another process: Stop then leaves it running.
+func (s *Server) Attached() bool { return s.attached }
+
+// TakeOver makes Stop shut down a cluster Start found running, for a caller that knows
+// the process that started it is gone (killed, so it never stopped it). Restart still
+// refuses: the cluster's command-line options are unknown here.
+func (s *Server) TakeOver() { s.attached, s.temp = false, false }
+
+// Running reports whether a live server holds the data directory dir.
+func Running(dir string) bool {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return false
+	}
+	_, ok := runningPort(abs)
+	return ok
+}
+
+// StopDir shuts down (fast mode) the cluster running in dir, whoever started it, and
+// reports whether one was running.
+func StopDir(ctx context.Context, dir string) (bool, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return false, fmt.Errorf("pgserver: %w", err)
+	}
+	if _, ok := runningPort(abs); !ok {
+		return false, nil
+	}
+	bin, err := FindBinaries()
+	if err != nil {
+		return true, err
+	}
+	s := &Server{bin: bin, Dir: abs}
+	if os.Geteuid() == 0 {
+		if s.cred, err = PostgresCredential(); err != nil {
+			return true, err
+		}
+	}
+	return true, s.run(ctx, "pg_ctl", "-D", abs, "-m", "fast", "-w", "stop")
 }
 
 // Stop shuts the cluster down (fast mode) and removes a temporary data directory.
