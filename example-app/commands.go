@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,8 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tenantkit/tenant"
+	"github.com/tenantkit/tenant/admin"
 	"github.com/tenantkit/tenant/example-app/app"
-	"github.com/tenantkit/tenant/schema"
 )
 
 // serve runs the HTTP server until ctx ends (Ctrl-C), then shuts down cleanly. It
@@ -116,106 +116,17 @@ func seed(ctx context.Context, env environment) error {
 	return nil
 }
 
-// tenants runs "tenants create|list|drop|adopt|suspend|resume".
-func tenants(ctx context.Context, env environment, args []string) error {
-	if len(args) == 0 {
-		return errors.New("tenants: want create, list, drop, adopt, suspend or resume")
-	}
-	sub, args := args[0], args[1:]
-	switch sub {
-	case "create", "drop", "adopt", "suspend", "resume":
-		if sub == "adopt" && len(args) == 0 {
-			break // every schema an earlier release made
-		}
-		if len(args) == 0 {
-			return fmt.Errorf("tenants %s: name at least one tenant", sub)
-		}
-		// Every name is checked before anything happens: one bad name, nothing done.
-		var bad []error
-		for _, name := range args {
-			if err := schema.Validate(name); err != nil {
-				bad = append(bad, err)
+// admin runs the tenant administration commands (tenants, migrate, sql) with the
+// library's admin package, on the app's Manager: a bar for migrate on a terminal.
+func adminCommand(ctx context.Context, env environment, args []string) error {
+	return admin.Command{
+		Open: func(ctx context.Context) (*tenant.Manager, func(), error) {
+			db, err := open(ctx, env, false, false)
+			if err != nil {
+				return nil, nil, err
 			}
-		}
-		if len(bad) > 0 {
-			return errors.Join(bad...)
-		}
-	case "list":
-	default:
-		return fmt.Errorf("tenants: unknown command %q (want create, list, drop, adopt, suspend or resume)", sub)
-	}
-
-	db, err := open(ctx, env, false, false)
-	if err != nil {
-		return err
-	}
-	defer db.stop()
-	a := db.app
-	p := a.Manager().Provisioner()
-	switch sub {
-	case "adopt":
-		return adopt(ctx, env, p, args)
-	case "create", "drop", "suspend", "resume":
-		// Each name on its own: one that exists (create) or is missing (drop) is
-		// reported, and the others still get done.
-		do, done := p.Create, "created"
-		switch sub {
-		case "drop":
-			do, done = a.Manager().Drop, "dropped"
-		case "suspend":
-			do, done = a.Manager().Suspend, "suspended"
-		case "resume":
-			do, done = a.Manager().Resume, "resumed"
-		}
-		var failed []error
-		for _, name := range args {
-			if err := do(ctx, name); err != nil {
-				failed = append(failed, err)
-				continue
-			}
-			fmt.Fprintf(env.stdout, "%s %s\n", done, name)
-		}
-		if len(failed) > 0 {
-			return errors.Join(failed...)
-		}
-	case "list":
-		fs := flag.NewFlagSet("tenants list", flag.ContinueOnError)
-		fs.SetOutput(env.stderr)
-		ns := fs.String("namespace", "", "only tenants named NS-*")
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		names, err := p.List(ctx, *ns)
-		if err != nil {
-			return err
-		}
-		for _, n := range names {
-			fmt.Fprintln(env.stdout, n)
-		}
-	}
-	return nil
-}
-
-// adopt registers tenant schemas made by a release before the tenant registry: the
-// names given, or every one Adoptable finds. Each name is handled on its own.
-func adopt(ctx context.Context, env environment, p *schema.Provisioner, names []string) error {
-	if len(names) == 0 {
-		var err error
-		if names, err = p.Adoptable(ctx); err != nil {
-			return err
-		}
-		if len(names) == 0 {
-			fmt.Fprintln(env.stdout, "nothing to adopt")
-			return nil
-		}
-	}
-	var failed []error
-	for _, name := range names {
-		if err := p.Adopt(ctx, name); err != nil {
-			failed = append(failed, err)
-			continue
-		}
-		fmt.Fprintf(env.stdout, "adopted %s\n", name)
-	}
-	return errors.Join(failed...)
+			return db.app.Manager(), db.stop, nil
+		},
+		Stdout: env.stdout, Stderr: env.stderr, Progress: newProgress,
+	}.Run(ctx, args)
 }

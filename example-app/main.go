@@ -2,16 +2,18 @@
 //
 //	example-app [serve]                       serve HTTP (ADDR, default :8080)
 //	example-app tenants create NAME...        provision tenants
-//	example-app tenants list [--namespace NS] list tenants
+//	example-app tenants list [--namespace NS] [--long]  list tenants
 //	example-app tenants drop NAME...          drop tenants and their data
 //	example-app tenants adopt [NAME...]       register tenants made before the registry
 //	example-app tenants suspend|resume NAME...  stop serving tenants (data kept), serve them again
 //	example-app migrate [--parallel N] [--canary N] [--namespace NS]
 //	                                          bring every tenant to the latest migration
+//	example-app sql TENANT 'SQL'              run SQL in one tenant's transaction
 //	example-app seed                          provision the demo tenants acme and globex
 //	example-app stop                          stop the private PostgreSQL a killed serve left running
 //
-// DATABASE_URL names the database. Without it, the app runs a private PostgreSQL from
+// tenants, migrate and sql are the library's admin command. DATABASE_URL names the
+// database. Without it, the app runs a private PostgreSQL from
 // the installed server binaries with its data under DATA_DIR (default .data), and
 // serve provisions the demo tenants acme and globex (on DATABASE_URL, seed does). AUTO_CREATE=1 makes serve
 // provision a valid unknown tenant on its first request. ISOLATION sets the isolation
@@ -45,10 +47,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "serve":
 		err = serve(ctx, env)
-	case "tenants":
-		err = tenants(ctx, env, args)
-	case "migrate":
-		err = migrate(ctx, env, args)
+	case "tenants", "migrate", "sql":
+		err = adminCommand(ctx, env, append([]string{cmd}, args...))
 	case "seed":
 		err = seed(ctx, env)
 	case "stop":
@@ -70,13 +70,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 const usage = `usage:
   example-app [serve]                        serve HTTP on ADDR (default :8080)
   example-app tenants create NAME...         provision tenants
-  example-app tenants list [--namespace NS]  list tenants
+  example-app tenants list [--namespace NS] [--long]  list tenants (--long: state, version, created)
   example-app tenants drop NAME...           drop tenants and all their data
   example-app tenants adopt [NAME...]        register tenants made before the tenant registry (all when none named)
   example-app tenants suspend|resume NAME... stop serving tenants (their data is kept), serve them again
   example-app migrate [--parallel N] [--canary N] [--namespace NS]
                                              bring every tenant to the latest migration, with progress;
                                              Ctrl-C stops it cleanly, and a rerun does what is left
+  example-app sql TENANT 'SQL'               run SQL in one tenant's transaction, print the rows
   example-app seed                           provision the demo tenants acme and globex (serve does on the private PostgreSQL)
   example-app stop                           stop the private PostgreSQL under DATA_DIR that a killed serve left running
 environment: DATABASE_URL (default: a private PostgreSQL under DATA_DIR=.data), ADDR, AUTO_CREATE=1,
