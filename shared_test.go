@@ -58,10 +58,10 @@ func TestSharedTables(t *testing.T) {
 		_, err := tenantctx.Session(r.Context()).Exec(r.Context(), "UPDATE shared.plans SET seats = seats + 1 WHERE id = 'pro'")
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) {
-			http.Error(w, pgErr.Code, 403)
+			http.Error(w, pgErr.Code, http.StatusForbidden)
 			return
 		}
-		w.WriteHeader(201)
+		w.WriteHeader(http.StatusCreated)
 	})
 	h := tenant.Middleware(e.mgr)(mux)
 
