@@ -108,7 +108,7 @@ func (p *Provisioner) ForEach(ctx context.Context, opts RunOptions, fn func(ctx 
 	}
 	return p.run(ctx, opts, names, 0, func(ctx context.Context, name string, _ bool) (outcome, error) {
 		if err := fn(ctx, name); err != nil {
-			return failed, fmt.Errorf("%q: %w", name, err)
+			return failed, err // Failures and Progress name the tenant
 		}
 		return changed, nil
 	})
