@@ -90,29 +90,13 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 // first (in-flight requests of this tenant finish, new ones wait), within
 // Config.LockTimeout, then renamed to the new version with the registry row.
 func (p *Provisioner) migrate(ctx context.Context, tx pgx.Tx, t Tenant) (applied int, err error) {
-	table := pgx.Identifier{t.Name, VersionTable}.Sanitize()
-	rows, err := tx.Query(ctx, "SELECT version FROM "+table, execMode)
+	done, _, err := appliedIn(ctx, tx, t.Name)
 	if err != nil {
 		return 0, err
 	}
-	versions, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	pending, err := pendingOf(p.migrations, done, t.Version, t.Name)
 	if err != nil {
 		return 0, err
-	}
-	done := make(map[int64]bool, len(versions))
-	for _, v := range versions {
-		done[v] = true
-	}
-	var pending []migration
-	for _, mig := range p.migrations {
-		if done[mig.Version] {
-			continue
-		}
-		if mig.Version < t.Version {
-			return 0, fmt.Errorf("%w: %s in schema %q is older than the applied version %d: give it a higher version",
-				ErrMigrationOrder, mig.Name, t.Name, t.Version)
-		}
-		pending = append(pending, mig)
 	}
 	if err := ensureMarker(ctx, tx, t); err != nil { // repairs a lost marker
 		return 0, err
@@ -123,17 +107,8 @@ func (p *Provisioner) migrate(ctx context.Context, tx pgx.Tx, t Tenant) (applied
 	if err := p.lockMarker(ctx, tx, t); err != nil {
 		return 0, err
 	}
-	for _, mig := range pending {
-		// Set before each file: a migration may change search_path itself.
-		if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", execMode, SearchPath(t.Name)); err != nil {
-			return 0, err
-		}
-		if _, err := tx.Exec(ctx, mig.SQL); err != nil {
-			return 0, fmt.Errorf("%w: %s in schema %q: %w", ErrMigrationFailed, mig.Name, t.Name, err)
-		}
-		if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (version, name) VALUES ($1, $2)", execMode, mig.Version, mig.Name); err != nil {
-			return 0, err
-		}
+	if err := apply(ctx, tx, t.Name, pending); err != nil {
+		return 0, err
 	}
 	if _, err := tx.Exec(ctx, "DROP VIEW "+VersionMarker(t).Sanitize()); err != nil {
 		return 0, err
@@ -144,6 +119,69 @@ func (p *Provisioner) migrate(ctx context.Context, tx pgx.Tx, t Tenant) (applied
 	}
 	_, err = tx.Exec(ctx, "UPDATE "+registryTable+" SET version = $2 WHERE name = $1", execMode, t.Name, t.Version)
 	return len(pending), err
+}
+
+// versionTableColumns is schema name's version table with its columns, for CREATE
+// TABLE: one definition for tenants and the shared schema.
+func versionTableColumns(name string) string {
+	return pgx.Identifier{name, VersionTable}.Sanitize() +
+		" (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+}
+
+// appliedIn reads the versions recorded in schema name's version table, and the
+// highest of them (0 for none).
+func appliedIn(ctx context.Context, tx pgx.Tx, name string) (done map[int64]bool, top int64, err error) {
+	rows, err := tx.Query(ctx, "SELECT version FROM "+pgx.Identifier{name, VersionTable}.Sanitize(), execMode)
+	if err != nil {
+		return nil, 0, err
+	}
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, 0, err
+	}
+	done = make(map[int64]bool, len(versions))
+	for _, v := range versions {
+		done[v] = true
+		top = max(top, v)
+	}
+	return done, top, nil
+}
+
+// pendingOf returns the migrations of migs not done, in version order, for schema
+// name whose applied version is top. One older than top is refused: a schema's
+// version must say which tables it has.
+func pendingOf(migs []migration, done map[int64]bool, top int64, name string) ([]migration, error) {
+	var pending []migration
+	for _, mig := range migs {
+		if done[mig.Version] {
+			continue
+		}
+		if mig.Version < top {
+			return nil, fmt.Errorf("%w: %s in schema %q is older than the applied version %d: give it a higher version",
+				ErrMigrationOrder, mig.Name, name, top)
+		}
+		pending = append(pending, mig)
+	}
+	return pending, nil
+}
+
+// apply runs migs in schema name inside tx, each with the schema's search_path, and
+// records each in the schema's version table.
+func apply(ctx context.Context, tx pgx.Tx, name string, migs []migration) error {
+	table := pgx.Identifier{name, VersionTable}.Sanitize()
+	for _, mig := range migs {
+		// Set before each file: a migration may change search_path itself.
+		if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", execMode, SearchPath(name)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, mig.SQL); err != nil {
+			return fmt.Errorf("%w: %s in schema %q: %w", ErrMigrationFailed, mig.Name, name, err)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (version, name) VALUES ($1, $2)", execMode, mig.Version, mig.Name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lockMarker takes the tenant's version marker exclusively, waiting at most

@@ -349,9 +349,7 @@ func (p *Provisioner) provisionTx(ctx context.Context, tx pgx.Tx, name string, m
 // createSchema makes the schema name with its version table, version marker and
 // registration (version 0, replacing a stale row of that name), unmigrated.
 func (p *Provisioner) createSchema(ctx context.Context, tx pgx.Tx, name string) (Tenant, error) {
-	ident := pgx.Identifier{name, VersionTable}.Sanitize()
-	if _, err := tx.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{name}.Sanitize()+"; CREATE TABLE "+ident+
-		" (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
+	if _, err := tx.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{name}.Sanitize()+"; CREATE TABLE "+versionTableColumns(name)); err != nil {
 		return Tenant{}, err
 	}
 	return p.register(ctx, tx, name, schemaState{})

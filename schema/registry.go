@@ -72,7 +72,7 @@ func (p *Provisioner) Lookup(ctx context.Context, name string) (Tenant, error) {
 	t := Tenant{Name: name}
 	var state State
 	err := p.db.QueryRow(ctx, lookupSQL, name).Scan(&t.OID, &t.Version, &state) // the pool's mode: prepared once, this runs on every admission miss
-	if sqlState(err) == "42703" && p.ensureShared(ctx) == nil {                 // a registry an earlier release made: upgraded, asked again
+	if p.upgradedFor(ctx, err) {
 		err = p.db.QueryRow(ctx, lookupSQL, name).Scan(&t.OID, &t.Version, &state)
 	}
 	switch {
@@ -90,6 +90,12 @@ func (p *Provisioner) Lookup(ctx context.Context, name string) (Tenant, error) {
 var lookupSQL = `SELECT t.schema_oid, t.version, t.state FROM ` + registryTable + ` t
 	JOIN pg_catalog.pg_namespace n ON n.oid = t.schema_oid AND n.nspname = t.name
 	WHERE t.name = $1`
+
+// upgradedFor reports whether err says the registry lacks a column (an earlier
+// release made it) and the registry was upgraded since: the caller asks again.
+func (p *Provisioner) upgradedFor(ctx context.Context, err error) bool {
+	return sqlState(err) == "42703" && p.ensureShared(ctx) == nil
+}
 
 // Adopt registers an existing schema made by an earlier release of this package,
 // before tenants were registered: one that holds the tenant_migrations table. After

@@ -53,46 +53,19 @@ func (p *Provisioner) migrateSharedTx(ctx context.Context, tx pgx.Tx) error {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", execMode, lockKey, sharedLock); err != nil {
 		return err
 	}
-	table := pgx.Identifier{SharedSchema, VersionTable}.Sanitize()
-	if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+SharedSchema+"; CREATE TABLE IF NOT EXISTS "+table+
-		" (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
+	if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+SharedSchema+"; CREATE TABLE IF NOT EXISTS "+versionTableColumns(SharedSchema)); err != nil {
 		return err
 	}
-	rows, err := tx.Query(ctx, "SELECT coalesce(max(version), 0), array_agg(version) FILTER (WHERE version IS NOT NULL) FROM "+table, execMode)
+	done, top, err := appliedIn(ctx, tx, SharedSchema)
 	if err != nil {
 		return err
 	}
-	var top int64
-	var applied []int64
-	if _, err := pgx.ForEachRow(rows, []any{&top, &applied}, func() error { return nil }); err != nil {
+	pending, err := pendingOf(p.sharedMigrations, done, top, SharedSchema)
+	if err != nil || len(pending) == 0 {
 		return err
 	}
-	done := map[int64]bool{}
-	for _, v := range applied {
-		done[v] = true
-	}
-	changed := false
-	for _, mig := range p.sharedMigrations {
-		switch {
-		case done[mig.Version]:
-			continue
-		case mig.Version < top:
-			return fmt.Errorf("%w: shared %s is older than the applied version %d: give it a higher version",
-				ErrMigrationOrder, mig.Name, top)
-		}
-		if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", execMode, SearchPath(SharedSchema)); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, mig.SQL); err != nil {
-			return fmt.Errorf("%w: shared %s: %w", ErrMigrationFailed, mig.Name, err)
-		}
-		if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (version, name) VALUES ($1, $2)", execMode, mig.Version, mig.Name); err != nil {
-			return err
-		}
-		changed = true
-	}
-	if !changed {
-		return nil
+	if err := apply(ctx, tx, SharedSchema, pending); err != nil {
+		return err
 	}
 	return guardShared(ctx, tx)
 }

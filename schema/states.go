@@ -140,7 +140,7 @@ func (p *Provisioner) infos(ctx context.Context, where, arg string) ([]Info, err
 		JOIN pg_catalog.pg_namespace n ON n.oid = t.schema_oid AND n.nspname = t.name
 		WHERE t.state IN ('active', 'suspended') AND (` + where + `) ORDER BY t.name COLLATE "C"`
 	out, err := p.readInfos(ctx, sql, arg)
-	if sqlState(err) == "42703" && p.ensureShared(ctx) == nil { // an earlier release's registry: upgraded, asked again
+	if p.upgradedFor(ctx, err) {
 		out, err = p.readInfos(ctx, sql, arg)
 	}
 	if isUndefined(err) { // no registry yet: no tenants
