@@ -6,18 +6,19 @@ GO        ?= go
 FUZZTIME  ?= 150000x
 BENCHTIME ?= 1s
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
-# The example app is a module of its own (example-app/go.mod, which replaces the library
-# with this directory), so that its dependencies stay out of the library's go.mod. The
-# root's ./... stops at example-app/: every target below runs in both modules, each
-# built by its own go.mod (there is deliberately no go.work, which a user's build would
-# not have either).
+# The example app and the tests of tenantsql with sqlx, bun and gorm (sqlclients/) are
+# modules of their own (each go.mod replaces the library with this directory), so that
+# their dependencies stay out of the library's go.mod. The root's ./... stops at them:
+# every target below runs in each module, built by its own go.mod (there is
+# deliberately no go.work, which a user's build would not have either).
 EXAMPLE = example-app
+MODULES = $(EXAMPLE) sqlclients
 
 .PHONY: test mod-check fmt-check vet fuzz lint bench bench-go bench-http bench-fleet stress run stop
 
 # go.mod and go.sum tidy, gofmt, go vet, every test under the race detector against
 # PostgreSQL (DATABASE_URL, else the local server, else a throwaway cluster the tests
-# start), in the library and then in the example app. The example app's browser test
+# start), in the library, then in the other modules. The example app's browser test
 # runs when Chromium is installed (always in CI). Output is go test's, plus every
 # skipped test with its reason (go test hides them without -v), through testreport.
 #
@@ -28,13 +29,13 @@ EXAMPLE = example-app
 TESTREPORT = $(GO) run ./internal/cmd/testreport
 test: mod-check fmt-check vet
 	$(TESTREPORT) $(GO) test -race -count=1 -json ./...
-	$(TESTREPORT) $(GO) -C $(EXAMPLE) test -race -count=1 -json ./...
+	for m in $(MODULES); do $(TESTREPORT) $(GO) -C $$m test -race -count=1 -json ./... || exit 1; done
 
 # A go.mod that lists more (or less) than its module needs, e.g. an example-app
 # dependency back in the library's go.mod.
 mod-check:
 	$(GO) mod tidy -diff
-	$(GO) -C $(EXAMPLE) mod tidy -diff
+	for m in $(MODULES); do $(GO) -C $$m mod tidy -diff || exit 1; done
 
 # gofmt walks directories, not modules: this covers example-app/ too.
 fmt-check:
@@ -46,14 +47,14 @@ fmt-check:
 # checks the same code.
 vet:
 	$(GO) vet -race ./...
-	$(GO) -C $(EXAMPLE) vet -race ./...
+	for m in $(MODULES); do $(GO) -C $$m vet -race ./... || exit 1; done
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzValidate -fuzztime=$(FUZZTIME) -timeout=5m ./schema
 
 lint: fmt-check vet
 	$(GO) run $(STATICCHECK) ./...
-	$(GO) -C $(EXAMPLE) run $(STATICCHECK) ./...
+	for m in $(MODULES); do $(GO) -C $$m run $(STATICCHECK) ./... || exit 1; done
 
 # Benchmarks report ratios against a baseline measured in the same run; see BENCHMARKS.md.
 # make bench runs all of them: the go benchmarks, then the HTTP benchmark (8-9 minutes

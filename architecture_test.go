@@ -26,6 +26,7 @@ func TestArchitecture(t *testing.T) {
 		{"schema", nil, true},
 		{"pool", nil, true},
 		{"middleware", nil, false},
+		{"tenantsql", []string{"tenantctx", "internal/scope"}, true},
 	} {
 		t.Run(tc.pkg, func(t *testing.T) {
 			out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "./"+tc.pkg).CombinedOutput()

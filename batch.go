@@ -32,12 +32,13 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 	st := stateOf(conn)
 	queue := make([]statement, len(b.QueuedQueries))
 	for i, q := range b.QueuedQueries {
-		sql, args, err := rewritten(ctx, conn, q.SQL, q.Arguments)
+		own := ownStatement(q.SQL, q.Arguments)
+		sql, args, err := rewritten(ctx, conn, own.sql, own.args)
 		if err != nil {
 			p, beginErr := s.beginOnly(ctx, conn, begin, err)
 			return failedBatch(p), beginErr
 		}
-		queue[i] = statement{sql: sql, args: args}
+		queue[i] = statement{sql: sql, args: args, formats: own.formats}
 	}
 	typed := st.mode != pgx.QueryExecModeExec
 	sds := make([]*pgconn.StatementDescription, len(queue))
@@ -129,7 +130,7 @@ func (s *session) batchOn(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, beg
 	// last query cannot be encoded must not run its first.
 	builders := make([]pgx.ExtendedQueryBuilder, len(queue))
 	for i, q := range queue {
-		if err := build(conn, &builders[i], sds[i], q.args); err != nil {
+		if err := build(conn, &builders[i], sds[i], q.args, q.formats); err != nil {
 			p.err = fmt.Errorf("tenant: batch: query %d: %w", i, err)
 			if err := pl.Sync(); err != nil {
 				return nil, err

@@ -13,8 +13,9 @@ import (
 
 // statement is one statement a handler sent, as the session sends it itself.
 type statement struct {
-	sql  string
-	args []any
+	sql     string
+	args    []any
+	formats pgx.QueryResultFormatsByOID // result formats by type, when the caller chose them
 }
 
 // pipelined is a statement on its way: the pipeline it was sent in (the connection is
@@ -64,20 +65,32 @@ func (p *pipelined) traced(tag pgconn.CommandTag, err error) {
 }
 
 // sendsItself reports whether the session can send a statement with these arguments
-// itself: pgx's per-query options (an exec mode, result formats) are pgx's to honour,
-// and SQL without text is pgx's simple protocol. A QueryRewriter (pgx.NamedArgs) is
-// applied by the session.
+// itself: pgx's other per-query options (an exec mode, result formats by column) are
+// pgx's to honour, and SQL without text is pgx's simple protocol. A QueryRewriter
+// (pgx.NamedArgs) is applied by the session, and so are result formats by type
+// (ownStatement), what database/sql clients ask for.
 func sendsItself(sql string, args []any) bool {
 	if sql == "" {
 		return false
 	}
 	if len(args) > 0 {
 		switch args[0].(type) {
-		case pgx.QueryExecMode, pgx.QueryResultFormats, pgx.QueryResultFormatsByOID:
+		case pgx.QueryExecMode, pgx.QueryResultFormats:
 			return false
 		}
 	}
 	return true
+}
+
+// ownStatement is the statement the session sends itself for sql and args: a leading
+// pgx.QueryResultFormatsByOID is taken out of the arguments into its formats.
+func ownStatement(sql string, args []any) statement {
+	if len(args) > 0 {
+		if formats, ok := args[0].(pgx.QueryResultFormatsByOID); ok {
+			return statement{sql: sql, args: args[1:], formats: formats}
+		}
+	}
+	return statement{sql: sql, args: args}
 }
 
 // sendOn sends stmt on conn, preceded by the binding's begin when begin is set, in one
@@ -94,7 +107,7 @@ func (s *session) sendOn(ctx context.Context, conn *pgx.Conn, stmt statement, be
 	if st.tracer != nil {
 		tctx = st.tracer.TraceQueryStart(ctx, conn, pgx.TraceQueryStartData{SQL: sql, Args: args})
 	}
-	p, err := s.sendStatement(ctx, conn, st, sql, args, begin)
+	p, err := s.sendStatement(ctx, conn, st, stmt, begin)
 	switch {
 	case err != nil && st.tracer != nil:
 		st.tracer.TraceQueryEnd(tctx, conn, pgx.TraceQueryEndData{Err: err})
@@ -105,8 +118,8 @@ func (s *session) sendOn(ctx context.Context, conn *pgx.Conn, stmt statement, be
 }
 
 // sendStatement is sendOn's work, untraced.
-func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connState, sql string, args []any, begin bool) (*pipelined, error) {
-	sql, args, err := rewritten(ctx, conn, sql, args)
+func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connState, stmt statement, begin bool) (*pipelined, error) {
+	sql, args, err := rewritten(ctx, conn, stmt.sql, stmt.args)
 	if err != nil {
 		return s.beginOnly(ctx, conn, begin, err)
 	}
@@ -116,7 +129,7 @@ func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connSta
 	}
 	var buildErr error
 	if sd != nil || st.mode == pgx.QueryExecModeExec {
-		buildErr = build(conn, &st.builder, sd, args)
+		buildErr = build(conn, &st.builder, sd, args, stmt.formats)
 	}
 	if buildErr != nil {
 		return s.beginOnly(ctx, conn, begin, buildErr)
@@ -184,7 +197,7 @@ func (s *session) sendStatement(ctx context.Context, conn *pgx.Conn, st *connSta
 		if p.err = p.pl.Close(); p.err != nil { // its Sync
 			return p, nil
 		}
-		if p.err = build(conn, &st.builder, sd, args); p.err != nil {
+		if p.err = build(conn, &st.builder, sd, args, stmt.formats); p.err != nil {
 			return p, nil
 		}
 		p.pl = conn.PgConn().StartPipeline(ctx)
@@ -347,12 +360,22 @@ func (p *pipelined) description() *pgconn.StatementDescription {
 	return sd
 }
 
-// build encodes args for sd (nil: by their Go types) into the connection's builder.
-func build(conn *pgx.Conn, b *pgx.ExtendedQueryBuilder, sd *pgconn.StatementDescription, args []any) error {
+// build encodes args for sd (nil: by their Go types) into the connection's builder,
+// with the result formats asked for by type (none: pgx's choice).
+func build(conn *pgx.Conn, b *pgx.ExtendedQueryBuilder, sd *pgconn.StatementDescription, args []any, formats pgx.QueryResultFormatsByOID) error {
 	if sd != nil && len(sd.ParamOIDs) != len(args) {
 		return fmt.Errorf("expected %d arguments, got %d", len(sd.ParamOIDs), len(args))
 	}
-	return b.Build(conn.TypeMap(), sd, args)
+	if err := b.Build(conn.TypeMap(), sd, args); err != nil {
+		return err
+	}
+	if formats != nil && sd != nil {
+		b.ResultFormats = b.ResultFormats[:0]
+		for _, f := range sd.Fields {
+			b.ResultFormats = append(b.ResultFormats, formats[f.DataTypeOID])
+		}
+	}
+	return nil
 }
 
 // ownMode reports whether the session begins otherwise than its binding does: at the

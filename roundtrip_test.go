@@ -6,12 +6,17 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantkit/tenant"
 	"github.com/tenantkit/tenant/tenantctx"
+	"github.com/tenantkit/tenant/tenantsql"
 )
+
+// sqlDB is the database/sql handle on request sessions.
+var sqlDB = tenantsql.Open()
 
 // Round trips on the wire per request, once its statements are described: the
 // isolation guarantees (version lock, binding check, connection reset) ride on the
@@ -52,6 +57,36 @@ func TestRoundTrips(t *testing.T) {
 		{"QueryRow", 2, statement(func(ctx context.Context, db tenantctx.DB) error {
 			var v int
 			return db.QueryRow(ctx, "SELECT value FROM counter WHERE id = $1", 1).Scan(&v)
+		})},
+		{"Query with result formats by type", 2, statement(func(ctx context.Context, db tenantctx.DB) error {
+			rows, err := db.Query(ctx, "SELECT id, value::text FROM counter WHERE id = $1", pgx.QueryResultFormatsByOID{pgtype.Int4OID: pgx.BinaryFormatCode}, 1)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			formats := []int16{rows.FieldDescriptions()[0].Format, rows.FieldDescriptions()[1].Format}
+			assert.Equal(t, []int16{pgx.BinaryFormatCode, pgx.TextFormatCode}, formats)
+			return nil
+		})},
+		{"SendBatch with result formats by type", 2, statement(func(ctx context.Context, db tenantctx.DB) error {
+			b := &pgx.Batch{}
+			b.Queue("SELECT value FROM counter WHERE id = $1", pgx.QueryResultFormatsByOID{}, 1)
+			b.Queue("SELECT value FROM counter WHERE id = $1", 1)
+			br := db.SendBatch(ctx, b)
+			defer br.Close()
+			for _, want := range []int16{pgx.TextFormatCode, pgx.BinaryFormatCode} {
+				rows, err := br.Query()
+				if err != nil {
+					return err
+				}
+				assert.Equal(t, want, rows.FieldDescriptions()[0].Format)
+				rows.Close()
+			}
+			return nil
+		})},
+		{"database/sql QueryRowContext", 2, statement(func(ctx context.Context, _ tenantctx.DB) error {
+			var v int
+			return sqlDB.QueryRowContext(ctx, "SELECT value FROM counter WHERE id = $1", 1).Scan(&v)
 		})},
 		{"SendBatch of two", 2, statement(func(ctx context.Context, db tenantctx.DB) error {
 			b := &pgx.Batch{}

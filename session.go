@@ -194,7 +194,7 @@ func (s *session) send(ctx context.Context, sql string, args []any) (c *pgx.Conn
 					return false, nil
 				}
 				var err error
-				p, err = s.sendOn(ctx, conn, statement{sql: sql, args: args}, true)
+				p, err = s.sendOn(ctx, conn, ownStatement(sql, args), true)
 				return true, err
 			}
 		}
@@ -213,7 +213,7 @@ func (s *session) send(ctx context.Context, sql string, args []any) (c *pgx.Conn
 	if !own || !stateOf(c).pipelines() {
 		return c, nil, s.flushPending(ctx, c)
 	}
-	if p, err = s.sendOn(ctx, c, statement{sql: sql, args: args}, false); err != nil {
+	if p, err = s.sendOn(ctx, c, ownStatement(sql, args), false); err != nil {
 		s.note(err)
 		return nil, nil, err
 	}

@@ -1,0 +1,171 @@
+package tenantsql
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/tenantkit/tenant/tenantctx"
+)
+
+// conn is a database/sql connection that has no connection: every call goes to the
+// session of its context, or to the savepoint of the database/sql transaction open on
+// it (database/sql keeps a conn to one transaction until it ends).
+type conn struct {
+	tx    pgx.Tx          // the open transaction's savepoint
+	txCtx context.Context // BeginTx's, for Commit and Rollback, which take none
+	types *pgtype.Map
+}
+
+// querier is what a statement runs on: the session, or a savepoint.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func (c *conn) on(ctx context.Context) querier {
+	if c.tx != nil {
+		return c.tx
+	}
+	return tenantctx.Session(ctx)
+}
+
+var (
+	_ driver.ExecerContext      = (*conn)(nil)
+	_ driver.QueryerContext     = (*conn)(nil)
+	_ driver.ConnPrepareContext = (*conn)(nil)
+	_ driver.ConnBeginTx        = (*conn)(nil)
+	_ driver.NamedValueChecker  = (*conn)(nil)
+)
+
+func (c *conn) ExecContext(ctx context.Context, query string, named []driver.NamedValue) (driver.Result, error) {
+	args, err := values(named, 0)
+	if err != nil {
+		return nil, err
+	}
+	tag, err := c.on(ctx).Exec(ctx, query, args...)
+	if err != nil {
+		return nil, wrapped(err)
+	}
+	return driver.RowsAffected(tag.RowsAffected()), nil
+}
+
+func (c *conn) QueryContext(ctx context.Context, query string, named []driver.NamedValue) (driver.Rows, error) {
+	args, err := values(named, 1)
+	if err != nil {
+		return nil, err
+	}
+	args[0] = resultFormats
+	pgRows, err := c.on(ctx).Query(ctx, query, args...)
+	if err != nil {
+		return nil, wrapped(err)
+	}
+	if c.types == nil {
+		c.types = typeMaps.Get().(*pgtype.Map)
+	}
+	return newRows(pgRows, c.types)
+}
+
+// CheckNamedValue takes every argument as it is: pgx encodes it (driver.Valuer
+// included), not database/sql's few types.
+func (c *conn) CheckNamedValue(*driver.NamedValue) error { return nil }
+
+// values are the statement's arguments after room for skip options.
+func values(named []driver.NamedValue, skip int) ([]any, error) {
+	args := make([]any, skip+len(named))
+	for i, nv := range named {
+		if nv.Name != "" {
+			return nil, errors.New("tenantsql: PostgreSQL has no named parameters (sql.Named): use $1, $2, …")
+		}
+		args[skip+i] = nv.Value
+	}
+	return args, nil
+}
+
+// PrepareContext prepares nothing on the server: the statement runs by its text on
+// each call's session, where it is prepared once per tenant and connection.
+func (c *conn) PrepareContext(_ context.Context, query string) (driver.Stmt, error) {
+	return &stmt{conn: c, query: query}, nil
+}
+
+func (c *conn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if opts.Isolation != 0 || opts.ReadOnly {
+		return nil, ErrTxOptions
+	}
+	if c.tx != nil { // database/sql never does this
+		return nil, errors.New("tenantsql: a transaction is already open on this connection")
+	}
+	tx, err := tenantctx.Session(ctx).Begin(ctx)
+	if err != nil {
+		return nil, wrapped(err)
+	}
+	c.tx, c.txCtx = tx, ctx
+	return savepoint{c}, nil
+}
+
+func (c *conn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+// Close gives back the type map; there is no connection to close.
+func (c *conn) Close() error {
+	if c.types != nil {
+		typeMaps.Put(c.types)
+		c.types = nil
+	}
+	return nil
+}
+
+// savepoint is a database/sql transaction: a savepoint of the request's transaction.
+type savepoint struct{ c *conn }
+
+func (s savepoint) Commit() error   { return s.end(pgx.Tx.Commit) }
+func (s savepoint) Rollback() error { return s.end(pgx.Tx.Rollback) }
+
+func (s savepoint) end(how func(pgx.Tx, context.Context) error) error {
+	tx, ctx := s.c.tx, s.c.txCtx
+	s.c.tx, s.c.txCtx = nil, nil
+	if tx == nil {
+		return errors.New("tenantsql: the transaction has already ended")
+	}
+	return how(tx, ctx)
+}
+
+// stmt is a prepared statement: its text, run on each call's session.
+type stmt struct {
+	conn  *conn
+	query string
+}
+
+var (
+	_ driver.StmtExecContext  = (*stmt)(nil)
+	_ driver.StmtQueryContext = (*stmt)(nil)
+)
+
+func (s *stmt) Close() error  { return nil }
+func (s *stmt) NumInput() int { return -1 }
+
+func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	return s.conn.ExecContext(ctx, s.query, args)
+}
+
+func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	return s.conn.QueryContext(ctx, s.query, args)
+}
+
+// Exec and Query are database/sql's calls without a context: no tenant session.
+func (s *stmt) Exec([]driver.Value) (driver.Result, error) {
+	return s.ExecContext(context.Background(), nil)
+}
+
+func (s *stmt) Query([]driver.Value) (driver.Rows, error) {
+	return s.QueryContext(context.Background(), nil)
+}
