@@ -88,7 +88,8 @@ func startPrivate(ctx context.Context, env environment, serving bool) (*private,
 }
 
 // owner returns the process id in DATA_DIR's owner file, and whether that process is
-// alive.
+// alive and an example-app: after a reboot, or long after a kill, the id may belong to
+// an unrelated process, which owns nothing.
 func owner(dir string) (int, bool) {
 	b, err := os.ReadFile(filepath.Join(dir, ownerFile))
 	if err != nil {
@@ -98,8 +99,15 @@ func owner(dir string) (int, bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	err = syscall.Kill(pid, 0)
-	return pid, err == nil || errors.Is(err, syscall.EPERM)
+	if err = syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return pid, false
+	}
+	// Where /proc tells the process's command (Linux), it must be this program's.
+	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
+		argv0, _, _ := strings.Cut(string(cmdline), "\x00")
+		return pid, strings.HasPrefix(filepath.Base(argv0), "example-app")
+	}
+	return pid, true
 }
 
 // stopPrivate is the stop command: it stops the private server under DATA_DIR, left

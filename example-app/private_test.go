@@ -75,6 +75,16 @@ func TestStopCommand(t *testing.T) {
 	assert.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, "stopped the private PostgreSQL under "+pgDir+"\n", r.stdout)
 	assert.False(t, pgserver.Running(pgDir))
+
+	// An owner file whose process id now belongs to another program (after a reboot,
+	// say: here init's) is stale too.
+	_, err = pgserver.Start(context.Background(), pgserver.Options{Dir: pgDir})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dataDir, ownerFile), []byte("1\n"), 0o644))
+	r = runWith(t, env, "stop")
+	assert.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "stopped the private PostgreSQL under "+pgDir+"\n", r.stdout)
+	assert.False(t, pgserver.Running(pgDir))
 }
 
 // deadPID is the id of a process that has exited: a serve that was killed.
