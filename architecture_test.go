@@ -27,6 +27,7 @@ func TestArchitecture(t *testing.T) {
 		{"pool", nil, true},
 		{"middleware", nil, false},
 		{"tenantsql", []string{"tenantctx", "internal/scope"}, true},
+		{"changes", []string{"schema"}, true},
 	} {
 		t.Run(tc.pkg, func(t *testing.T) {
 			out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "./"+tc.pkg).CombinedOutput()

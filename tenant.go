@@ -34,6 +34,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/text/language"
 
+	"github.com/tenantkit/tenant/changes"
 	"github.com/tenantkit/tenant/locale"
 	"github.com/tenantkit/tenant/middleware"
 	"github.com/tenantkit/tenant/pool"
@@ -138,6 +139,12 @@ type Config struct {
 	// context keeps running past it.
 	AfterCommitTimeout time.Duration
 
+	// ChangesDSN is where Subscribe listens for change signals (package changes).
+	// Listening needs a session that stays on one backend: behind PgBouncer in
+	// transaction mode, give the server's own address here. Default: the pool's
+	// connection settings.
+	ChangesDSN string
+
 	// Logger receives details of failures, with the tenant as attribute. Default
 	// slog.Default().
 	Logger *slog.Logger
@@ -167,6 +174,7 @@ type Manager struct {
 	log          *slog.Logger
 	onError      ErrorHandler
 	hooks        *hooks
+	feed         *changes.Feed
 }
 
 // New checks cfg and returns a Manager. It does not connect: the first request does.
@@ -231,6 +239,10 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	default:
 		return nil, errors.New("tenant: Config needs DSN or Pool")
 	}
+	if m.feed, err = newFeed(m.pool, cfg.ChangesDSN, m.log); err != nil {
+		m.Close()
+		return nil, err
+	}
 	prov, err := schema.NewProvisioner(m.pool, schema.Config{
 		Extensions: cfg.Extensions, Migrations: cfg.Migrations, SharedMigrations: cfg.SharedMigrations, Reserved: append(roles(m.pool), cfg.Reserved...), Logger: m.log,
 		Spares: cfg.Spares,
@@ -264,6 +276,9 @@ func roles(p *pgxpool.Pool) []string {
 func (m *Manager) Close() {
 	if !m.hooks.wait() {
 		m.log.Warn("tenant: after-commit functions still running at Close", slog.Duration("waited", m.hooks.timeout))
+	}
+	if m.feed != nil {
+		m.feed.Close()
 	}
 	if m.provisioner != nil {
 		m.provisioner.Close()

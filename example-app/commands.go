@@ -35,6 +35,9 @@ func serve(ctx context.Context, env environment) error {
 			return fmt.Errorf("demo tenants: %w", err)
 		}
 	}
+	if err := db.app.Watch(ctx); err != nil {
+		return fmt.Errorf("change signals: %w", err)
+	}
 	if err := banner(ctx, env, db, ln.Addr().(*net.TCPAddr)); err != nil {
 		return err
 	}

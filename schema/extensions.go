@@ -71,10 +71,11 @@ func (p *Provisioner) ensureSharedTx(ctx context.Context, tx pgx.Tx) error {
 	var current bool
 	var role string
 	// current: the registry exists with what this release keeps (an earlier release's
-	// lacks columns, which createRegistrySQL adds).
+	// lacks columns or change signals' functions, which createRegistrySQL adds).
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
-			WHERE attrelid = to_regclass($1) AND attname = 'metadata' AND NOT attisdropped), current_user`,
-		execMode, registryTable).Scan(&current, &role); err != nil {
+			WHERE attrelid = to_regclass($1) AND attname = 'metadata' AND NOT attisdropped)
+		AND pg_catalog.obj_description(to_regprocedure($2), 'pg_proc') IS NOT DISTINCT FROM $3, current_user`,
+		execMode, registryTable, RegistrySchema+".notify_changes()", changesVersion).Scan(&current, &role); err != nil {
 		return err
 	}
 	missing, err := p.missingExtensions(ctx, tx)

@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS ` + RegistrySchema + `.tenants (
 	version    bigint NOT NULL DEFAULT 0,
 	created_at timestamptz NOT NULL DEFAULT now()
 );
-` + upgradeRegistrySQL
+` + upgradeRegistrySQL + `;
+` + changesSQL + `
+COMMENT ON FUNCTION ` + RegistrySchema + `.notify_changes() IS '` + changesVersion + `'`
 
 // upgradeRegistrySQL adds what later releases keep in the registry to one made by an
 // earlier release: every existing tenant is active, with no metadata.

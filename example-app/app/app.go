@@ -46,8 +46,9 @@ type Config struct {
 
 // App holds the tenant Manager and serves the HTTP contract.
 type App struct {
-	mgr *tenant.Manager
-	log *slog.Logger
+	mgr    *tenant.Manager
+	log    *slog.Logger
+	recent recent // what Watch saw
 }
 
 // New builds the app; it does not connect until the first request.
@@ -94,6 +95,7 @@ func (a *App) Handler() http.Handler {
 	r.Delete("/documents/{id}", a.deleteDocument)
 	r.Get("/counter", a.getCounter)
 	r.Post("/counter", a.incrementCounter)
+	r.Get("/changes", a.listChanges)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

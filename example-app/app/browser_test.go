@@ -43,11 +43,15 @@ func artifacts(t *testing.T) string {
 	return dir
 }
 
-// A person opens the tenant's page, adds a document through the form, switches to
+// A person opens the tenant's page, adds a document through the form, sees it among
+// the recent changes, with a change made elsewhere appearing by itself, switches to
 // German, and sees what they should.
 func TestBrowser(t *testing.T) {
 	exe := chromium(t)
 	f := newFixture(t, app.Config{})
+	watching, stopWatching := context.WithCancel(context.Background())
+	defer stopWatching()
+	require.NoError(t, f.app.Watch(watching))
 	tn := f.tenant(t)
 	f.do(bySubdomain, tn, "POST", "/documents", `{"title": {"en": "Existing report", "de": "Vorhandener Bericht"}}`)
 
@@ -106,6 +110,11 @@ func TestBrowser(t *testing.T) {
 	assert.Contains(t, list, "Existing report")
 	assert.Contains(t, list, "Added in the browser")
 	assert.Equal(t, 2, f.count(t, tn), "stored once")
+	// The recent changes follow, after the commit, without a reload.
+	do(chromedp.WaitVisible(`//ul[@id="changes"]/li[contains(., "insert documents 2")]`))
+	_, err = f.pool.Exec(context.Background(), `UPDATE "`+tn+`".counter SET value = 7`)
+	require.NoError(t, err)
+	do(chromedp.WaitVisible(`//ul[@id="changes"]/li[1][contains(., "update counter 1")]`))
 
 	do(chromedp.Click(`a[hreflang="de"]`), chromedp.WaitVisible(`//h2[text()="Dokumente"]`))
 	list = get(chromedp.Text("#documents"))

@@ -18,12 +18,12 @@ var pageTemplate = template.Must(template.New("page").Parse(pageHTML))
 
 // ui is the page's own text per locale.
 type ui struct {
-	Documents, None, Add, TitleEN, TitleDE, Save, Language string
+	Documents, None, Add, TitleEN, TitleDE, Save, Language, Changes string
 }
 
 var uiText = map[language.Tag]ui{
-	language.English: {"Documents", "No documents yet.", "Add a document", "Title in English", "Title in German", "Add", "Language"},
-	language.German:  {"Dokumente", "Noch keine Dokumente.", "Dokument hinzufügen", "Titel auf Englisch", "Titel auf Deutsch", "Hinzufügen", "Sprache"},
+	language.English: {"Documents", "No documents yet.", "Add a document", "Title in English", "Title in German", "Add", "Language", "Recent changes"},
+	language.German:  {"Dokumente", "Noch keine Dokumente.", "Dokument hinzufügen", "Titel auf Englisch", "Titel auf Deutsch", "Hinzufügen", "Sprache", "Letzte Änderungen"},
 }
 
 var languageNames = map[language.Tag]string{language.English: "English", language.German: "Deutsch"}
@@ -65,6 +65,7 @@ func (a *App) renderPage(w http.ResponseWriter, r *http.Request, status int, for
 		"Documents": docs,
 		"Base":      base(r),
 		"Error":     formError,
+		"Changes":   a.recent.of(tenantctx.Schema(r.Context())),
 	})
 	if err != nil {
 		a.log.ErrorContext(r.Context(), "render page", "error", err)
