@@ -121,12 +121,14 @@ func TestChangesAfterCommit(t *testing.T) {
 	}
 	e.exec(t, `DELETE FROM "`+a+`".docs WHERE id = $1`, ids[1])
 	assert.Equal(t, changes.Change{Schema: a, Table: "docs", Op: changes.Delete, Key: []string{fmt.Sprint(ids[1])}}, next(t, sub))
-	// The same row updated twice in one transaction: PostgreSQL delivers identical
-	// signals of a transaction once.
+	// The same row updated twice in one transaction fires twice (PostgreSQL would
+	// deliver identical signals of a transaction once: each carries its number).
 	e.exec(t, fmt.Sprintf(`UPDATE %[1]q.docs SET title = 'a' WHERE id = %[2]d; UPDATE %[1]q.docs SET title = 'b' WHERE id = %[2]d`, a, ids[0]))
-	assert.Equal(t, changes.Change{Schema: a, Table: "docs", Op: changes.Update, Key: []string{fmt.Sprint(ids[0])}}, next(t, sub))
+	for range 2 {
+		assert.Equal(t, changes.Change{Schema: a, Table: "docs", Op: changes.Update, Key: []string{fmt.Sprint(ids[0])}}, next(t, sub))
+	}
 	mark := e.mark(t, a, "end")
-	assert.Equal(t, mark, next(t, sub), "one update fired one, the delete one, two identical in a transaction one: nothing more came before the mark")
+	assert.Equal(t, mark, next(t, sub), "one update fired one, the delete one: nothing more came before the mark")
 }
 
 // A subscriber to one schema never hears about another; one to all hears both; a

@@ -50,16 +50,19 @@ type session struct {
 	// that they may call the session and get errConnBusy rather than wait forever) is
 	// closed; nil otherwise.
 	batchOpen     chan struct{}
-	conflict      bool  // a serialization failure, deadlock or stale plan was seen
-	lostStatement bool  // ... or a cached statement missing on the server
-	connLost      bool  // the connection died: the transaction with it, nothing committed
-	lost          bool  // the handler ended or unbound the transaction
-	dirty         bool  // SQL that leaves state the reset cannot remove: close the connection
-	beginErr      error // the transaction could not begin; wraps the lifecycle error to answer
-	began         bool
-	committed     bool
-	isolation     string // SetIsolation's level as SQL; "" for the Manager's
-	readOnly      bool   // SetReadOnly: READ ONLY, and its response may stream with it open
+	conflict      bool // a serialization failure, deadlock or stale plan was seen
+	lostStatement bool // ... or a cached statement missing on the server
+	connLost      bool // the connection died: the transaction with it, nothing committed
+	// closedByHandler: a context of the handler's ended a statement, which closed the
+	// connection; that is no lost connection.
+	closedByHandler bool
+	lost            bool  // the handler ended or unbound the transaction
+	dirty           bool  // SQL that leaves state the reset cannot remove: close the connection
+	beginErr        error // the transaction could not begin; wraps the lifecycle error to answer
+	began           bool
+	committed       bool
+	isolation       string // SetIsolation's level as SQL; "" for the Manager's
+	readOnly        bool   // SetReadOnly: READ ONLY, and its response may stream with it open
 }
 
 var _ tenantctx.DB = (*session)(nil)
@@ -240,10 +243,16 @@ func (s *session) note(err error) {
 		s.conflict, s.lostStatement = true, true
 	case isRetryable(err):
 		s.conflict = true
-	case s.conn != nil && s.conn.Conn().IsClosed() && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		// A context of the handler's (the request's, or one it gave a single query)
+		// ended a statement, and pgx closed the connection under it: the handler's
+		// answer stands, and so does every later call's "conn closed".
+		if s.conn != nil && s.conn.Conn().IsClosed() {
+			s.closedByHandler = true
+		}
+	case s.conn != nil && s.conn.Conn().IsClosed() && !s.closedByHandler:
 		// The connection died (a terminated backend, a restart, the network): the
-		// transaction died with it, uncommitted, so the request may run again. Not
-		// when the handler's own deadline closed it: the handler's answer stands.
+		// transaction died with it, uncommitted, so the request may run again.
 		s.conflict, s.connLost = true, true
 	}
 }

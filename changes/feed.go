@@ -14,11 +14,12 @@ import (
 )
 
 // Buffer is how many changes a subscription holds for its reader, and Patience how
-// long the Feed waits for room in a full one (a burst from one large statement, read
-// as it comes). A reader that stays behind longer misses changes rather than slow
-// anyone: the Feed then stops waiting for it until it has room again, and its next
-// change says Missed. Requests never wait for the Feed (PostgreSQL queues the
-// signals, up to 8 GB, for a listener that is itself behind).
+// long, at most, the Feed waits for room in a full one in any second (a burst from one
+// large statement, read as it comes, needs little). A reader slower than that misses
+// changes rather than slow anyone: the Feed stops waiting for it until it has room
+// again, and its next change says Missed; other subscriptions are delayed by a
+// reader's Patience per second at most. Requests never wait for the Feed (PostgreSQL
+// queues the signals, up to 8 GB, for a listener that is itself behind).
 const (
 	Buffer   = 1024
 	Patience = 100 * time.Millisecond
@@ -68,6 +69,10 @@ type Subscription struct {
 	filter Filter
 	feed   *Feed
 	missed bool // changes were dropped since the last one delivered
+	// patience is how long the Feed may still wait for this reader: it grows back by
+	// Patience a second, up to Patience.
+	patience time.Duration
+	since    time.Time // when patience was last topped up
 }
 
 // Subscribe returns a subscription to the changes f matches, once the Feed listens:
@@ -75,8 +80,11 @@ type Subscription struct {
 // It fails when the Feed cannot listen (the error of its last attempt) or ctx ends
 // first.
 func (f *Feed) Subscribe(ctx context.Context, filter Filter) (*Subscription, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	c := make(chan Change, Buffer)
-	s := &Subscription{C: c, c: c, filter: filter, feed: f}
+	s := &Subscription{C: c, c: c, filter: filter, feed: f, patience: Patience, since: time.Now()}
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
@@ -220,9 +228,9 @@ func (f *Feed) receive(ctx context.Context, conn *pgx.Conn) error {
 	}
 }
 
-// deliver gives each change to the subscriptions it matches. A full subscription gets
-// Patience to make room, unless it already missed changes; then it drops the change,
-// and its next delivered change is marked Missed.
+// deliver gives each change to the subscriptions it matches. A full subscription is
+// waited for as long as its patience lasts, unless it already missed changes; then it
+// drops the change, and its next delivered change is marked Missed.
 func (f *Feed) deliver(changes []Change) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -239,20 +247,31 @@ func (f *Feed) deliver(changes []Change) {
 				continue
 			default:
 			}
-			if s.missed {
+			if s.missed || s.waitable() <= 0 {
+				s.missed = true
 				continue
 			}
 			if timer == nil {
-				timer = time.NewTimer(Patience)
+				timer = time.NewTimer(s.patience)
 				defer timer.Stop()
 			} else {
-				timer.Reset(Patience)
+				timer.Reset(s.patience)
 			}
+			start := time.Now()
 			select {
 			case s.c <- c:
 			case <-timer.C:
 				s.missed = true
 			}
+			s.patience -= time.Since(start)
 		}
 	}
+}
+
+// waitable tops the subscription's patience up for the time passed, and returns it.
+func (s *Subscription) waitable() time.Duration {
+	now := time.Now()
+	s.patience = min(Patience, s.patience+now.Sub(s.since)*Patience/time.Second)
+	s.since = now
+	return s.patience
 }

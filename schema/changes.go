@@ -15,31 +15,53 @@ const payloadLimit = "7900"
 
 // changesVersion marks the functions below (as the trigger function's comment): a
 // database whose functions carry another gets these.
-const changesVersion = "tenant change signals 1"
+const changesVersion = "tenant change signals 2"
 
 // changesSQL installs, in the registry's schema, the trigger function and the
 // functions a migration calls to track a table (track_changes), every table of its
 // schema (track_schema_changes), or to stop (untrack_changes).
 //
-// A payload is JSON: {"s": schema, "t": table, "o": "I"|"U"|"D"|"T", "k": [key, …]},
-// each key the JSON array of its primary key columns as text, in the key's column
-// order ("k" is empty for a TRUNCATE). The primary key is read from the catalog at
-// each statement, so a migration that changes it needs no new triggers. A key is at
-// most a btree entry (about 2.7 kB), so one always fits in a payload; one escaped
-// beyond the limit goes as null rather than fail the statement.
+// A payload is JSON: {"s": schema, "t": table, "o": "I"|"U"|"D"|"T", "n": the signal's
+// number in its transaction, "k": [key, …]}, each key the JSON array of its primary
+// key columns as text (in UTC and ISO styles, whatever the writer's settings), in the
+// key's column order ("k" is empty for a TRUNCATE). The primary key is read from the
+// catalog at each statement, so a migration that changes it needs no new triggers
+// (and one that drops it gets null keys). A key is at most a btree entry (about
+// 2.7 kB), so one always fits in a payload; one escaped beyond the limit goes as null
+// rather than fail the statement. A partition reports as its partitioned table.
 const changesSQL = `
-CREATE OR REPLACE FUNCTION ` + RegistrySchema + `.notify_changes() RETURNS trigger
+CREATE OR REPLACE FUNCTION ` + RegistrySchema + `.send_changes(head text, items text[]) RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
+	-- A number per signal of the transaction: PostgreSQL delivers identical payloads
+	-- of one transaction once, which would fold insert, delete, insert of one row.
+	n int := coalesce(nullif(current_setting('tenant.changes_seq', true), ''), '0')::int + 1;
+BEGIN
+	PERFORM set_config('tenant.changes_seq', n::text, true);
+	PERFORM pg_notify('` + ChangesChannel + `', head || ',"n":' || n || ',"k":[' || array_to_string(items, ',') || ']}');
+END $fn$;
+
+CREATE OR REPLACE FUNCTION ` + RegistrySchema + `.notify_changes() RETURNS trigger
+LANGUAGE plpgsql
+-- Keys as text read the same whoever writes: not in the writer's time zone or styles.
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET extra_float_digits = '1' SET bytea_output = 'hex'
+AS $fn$
+DECLARE
+	rel oid := coalesce(pg_catalog.pg_partition_root(TG_RELID), TG_RELID); -- a partition reports as its table
 	head text := '{"s":' || to_json(TG_TABLE_SCHEMA::text) || ',"t":' || to_json(TG_TABLE_NAME::text) ||
-		',"o":"' || left(TG_OP, 1) || '","k":[';
+		',"o":"' || left(TG_OP, 1) || '"';
 	key_sql text;
 	items text[] := '{}';
 	size int := 0; -- of the items and their commas
 	item text;
 BEGIN
+	IF rel <> TG_RELID THEN
+		SELECT '{"s":' || to_json(n.nspname::text) || ',"t":' || to_json(c.relname::text) || ',"o":"' || left(TG_OP, 1) || '"'
+		  INTO head FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel;
+	END IF;
 	IF TG_OP = 'TRUNCATE' THEN
-		PERFORM pg_notify('` + ChangesChannel + `', head || ']}');
+		PERFORM ` + RegistrySchema + `.send_changes(head, '{}');
 		RETURN NULL;
 	END IF;
 	SELECT 'SELECT json_build_array(' || string_agg(format('%I::text', a.attname), ', ' ORDER BY pk.ord) || ')::text FROM changed'
@@ -48,16 +70,15 @@ BEGIN
 	 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS pk(attnum, ord)
 	  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = pk.attnum
 	 WHERE i.indrelid = TG_RELID AND i.indisprimary;
-	IF key_sql IS NULL THEN
-		RAISE EXCEPTION 'tenant: table %.% has no primary key, which change signals carry', TG_TABLE_SCHEMA, TG_TABLE_NAME
-			USING ERRCODE = 'invalid_table_definition';
-	END IF;
+	-- A key dropped by a later migration: every row is still reported, without a key,
+	-- rather than fail the application's statement.
+	key_sql := coalesce(key_sql, 'SELECT ''null'' FROM changed');
 	FOR item IN EXECUTE key_sql LOOP
-		IF octet_length(head) + octet_length(item) + 2 > ` + payloadLimit + ` THEN
+		IF octet_length(head) + octet_length(item) + 32 > ` + payloadLimit + ` THEN
 			item := 'null';
 		END IF;
-		IF size > 0 AND octet_length(head) + size + octet_length(item) + 2 > ` + payloadLimit + ` THEN
-			PERFORM pg_notify('` + ChangesChannel + `', head || array_to_string(items, ',') || ']}');
+		IF size > 0 AND octet_length(head) + size + octet_length(item) + 32 > ` + payloadLimit + ` THEN
+			PERFORM ` + RegistrySchema + `.send_changes(head, items);
 			items := '{}';
 			size := 0;
 		END IF;
@@ -65,7 +86,7 @@ BEGIN
 		size := size + octet_length(item) + 1;
 	END LOOP;
 	IF size > 0 THEN
-		PERFORM pg_notify('` + ChangesChannel + `', head || array_to_string(items, ',') || ']}');
+		PERFORM ` + RegistrySchema + `.send_changes(head, items);
 	END IF;
 	RETURN NULL;
 END $fn$;
@@ -73,29 +94,38 @@ END $fn$;
 CREATE OR REPLACE FUNCTION ` + RegistrySchema + `.untrack_changes(tbl regclass) RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
+	part regclass;
 	name text;
 BEGIN
-	FOR name IN SELECT tgname FROM pg_catalog.pg_trigger WHERE tgrelid = tbl AND tgname IN
-		('tenant_changes_insert', 'tenant_changes_update', 'tenant_changes_delete', 'tenant_changes_truncate')
-	LOOP
-		EXECUTE format('DROP TRIGGER %I ON %s', name, tbl);
+	FOR part IN SELECT tbl UNION SELECT relid FROM pg_catalog.pg_partition_tree(tbl) LOOP
+		FOR name IN SELECT tgname FROM pg_catalog.pg_trigger WHERE tgrelid = part AND tgname IN
+			('tenant_changes_insert', 'tenant_changes_update', 'tenant_changes_delete', 'tenant_changes_truncate')
+		LOOP
+			EXECUTE format('DROP TRIGGER %I ON %s', name, part);
+		END LOOP;
 	END LOOP;
 END $fn$;
 
+-- A partitioned table's partitions get the triggers too, for statements that name a
+-- partition (a statement fires the triggers of the table it names); partitions added
+-- later are tracked when track_changes runs again.
 CREATE OR REPLACE FUNCTION ` + RegistrySchema + `.track_changes(tbl regclass) RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
 	fn text := '` + RegistrySchema + `.notify_changes()';
+	part regclass;
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indrelid = tbl AND indisprimary) THEN
 		RAISE EXCEPTION 'tenant: table % has no primary key, which change signals carry', tbl
 			USING ERRCODE = 'invalid_table_definition';
 	END IF;
 	PERFORM ` + RegistrySchema + `.untrack_changes(tbl);
-	EXECUTE format('CREATE TRIGGER tenant_changes_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION %s', tbl, fn);
-	EXECUTE format('CREATE TRIGGER tenant_changes_update AFTER UPDATE ON %s REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION %s', tbl, fn);
-	EXECUTE format('CREATE TRIGGER tenant_changes_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION %s', tbl, fn);
-	EXECUTE format('CREATE TRIGGER tenant_changes_truncate AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s', tbl, fn);
+	FOR part IN SELECT tbl UNION SELECT relid FROM pg_catalog.pg_partition_tree(tbl) LOOP
+		EXECUTE format('CREATE TRIGGER tenant_changes_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION %s', part, fn);
+		EXECUTE format('CREATE TRIGGER tenant_changes_update AFTER UPDATE ON %s REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION %s', part, fn);
+		EXECUTE format('CREATE TRIGGER tenant_changes_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION %s', part, fn);
+		EXECUTE format('CREATE TRIGGER tenant_changes_truncate AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s', part, fn);
+	END LOOP;
 END $fn$;
 
 CREATE OR REPLACE FUNCTION ` + RegistrySchema + `.track_schema_changes() RETURNS void

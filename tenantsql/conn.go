@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/tenantkit/tenant/internal/scope"
 	"github.com/tenantkit/tenant/tenantctx"
 )
 
@@ -16,9 +17,11 @@ import (
 // session of its context, or to the savepoint of the database/sql transaction open on
 // it (database/sql keeps a conn to one transaction until it ends).
 type conn struct {
-	tx    pgx.Tx          // the open transaction's savepoint
-	txCtx context.Context // BeginTx's, for Commit and Rollback, which take none
-	types *pgtype.Map
+	tx        pgx.Tx          // the open transaction's savepoint
+	txCtx     context.Context // BeginTx's, for Commit and Rollback, which take none
+	txSession tenantctx.DB    // the session the transaction is a savepoint of
+	txScope   *scope.Scope
+	types     *pgtype.Map
 }
 
 // querier is what a statement runs on: the session, or a savepoint.
@@ -27,11 +30,16 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-func (c *conn) on(ctx context.Context) querier {
-	if c.tx != nil {
-		return c.tx
+// on is what a statement with ctx runs on: the open transaction's savepoint, when ctx
+// is of the request that opened it; the session of ctx otherwise.
+func (c *conn) on(ctx context.Context) (querier, error) {
+	if c.tx == nil {
+		return tenantctx.Session(ctx), nil
 	}
-	return tenantctx.Session(ctx)
+	if tenantctx.Session(ctx) != c.txSession {
+		return nil, ErrOtherRequest
+	}
+	return c.tx, nil
 }
 
 var (
@@ -47,7 +55,11 @@ func (c *conn) ExecContext(ctx context.Context, query string, named []driver.Nam
 	if err != nil {
 		return nil, err
 	}
-	tag, err := c.on(ctx).Exec(ctx, query, args...)
+	q, err := c.on(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tag, err := q.Exec(ctx, query, args...)
 	if err != nil {
 		return nil, wrapped(err)
 	}
@@ -60,7 +72,11 @@ func (c *conn) QueryContext(ctx context.Context, query string, named []driver.Na
 		return nil, err
 	}
 	args[0] = resultFormats
-	pgRows, err := c.on(ctx).Query(ctx, query, args...)
+	q, err := c.on(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pgRows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, wrapped(err)
 	}
@@ -103,11 +119,19 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if c.tx != nil { // database/sql never does this
 		return nil, errors.New("tenantsql: a transaction is already open on this connection")
 	}
-	tx, err := tenantctx.Session(ctx).Begin(ctx)
+	sc := scope.FromContext(ctx)
+	if sc != nil && !sc.BeginSQLTx() {
+		return nil, ErrTxOpen
+	}
+	session := tenantctx.Session(ctx)
+	tx, err := session.Begin(ctx)
 	if err != nil {
+		if sc != nil {
+			sc.EndSQLTx()
+		}
 		return nil, wrapped(err)
 	}
-	c.tx, c.txCtx = tx, ctx
+	c.tx, c.txCtx, c.txSession, c.txScope = tx, ctx, session, sc
 	return savepoint{c}, nil
 }
 
@@ -131,10 +155,13 @@ func (s savepoint) Commit() error   { return s.end(pgx.Tx.Commit) }
 func (s savepoint) Rollback() error { return s.end(pgx.Tx.Rollback) }
 
 func (s savepoint) end(how func(pgx.Tx, context.Context) error) error {
-	tx, ctx := s.c.tx, s.c.txCtx
-	s.c.tx, s.c.txCtx = nil, nil
+	tx, ctx, sc := s.c.tx, s.c.txCtx, s.c.txScope
+	s.c.tx, s.c.txCtx, s.c.txSession, s.c.txScope = nil, nil, nil, nil
 	if tx == nil {
 		return errors.New("tenantsql: the transaction has already ended")
+	}
+	if sc != nil {
+		sc.EndSQLTx()
 	}
 	return how(tx, ctx)
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/tenantkit/tenant/tenantctx"
 )
 
 // resultFormats asks for binary results of the types converted from binary below and
@@ -83,7 +85,14 @@ func (r *rows) Next(dest []driver.Value) error {
 	if r.convert == nil {
 		r.plan()
 	}
-	for i, raw := range r.rows.RawValues() {
+	raws := r.rows.RawValues()
+	if len(raws) != len(r.convert) { // the rows were closed under us: the request ended
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return tenantctx.ErrSessionEnded
+	}
+	for i, raw := range raws {
 		if raw == nil {
 			dest[i] = nil
 			continue

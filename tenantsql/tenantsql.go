@@ -40,6 +40,17 @@ import (
 // level and mode already (set them for the request: tenant.Isolation, tenant.ReadOnly).
 var ErrTxOptions = errors.New("tenantsql: a transaction inside a request is a savepoint of the request's transaction and takes its isolation level and access mode")
 
+// ErrTxOpen is returned by BeginTx while another database/sql transaction of the same
+// request is open: the second would be a savepoint inside the first, whose rollback
+// would undo what the second committed. End the first, or nest on purpose with
+// SAVEPOINT statements in it.
+var ErrTxOpen = errors.New("tenantsql: another database/sql transaction of this request is open")
+
+// ErrOtherRequest is returned by a transaction's statement whose context is not the
+// request's that began the transaction (another request's, or none): a transaction
+// belongs to its request.
+var ErrOtherRequest = errors.New("tenantsql: the transaction belongs to another request (or its context has no tenant session)")
+
 // Open returns a *sql.DB whose every call runs in the tenant session of the context it
 // is given. It opens no connection: make one per process and share it. Close is
 // harmless, and Ping succeeds without a request (there is nothing to reach until one).

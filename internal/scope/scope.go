@@ -18,6 +18,7 @@ type Scope struct {
 	mu           sync.Mutex
 	afterCommit  []func(context.Context)
 	rollbackOnly bool
+	sqlTx        bool // BeginSQLTx
 }
 
 type key struct{}
@@ -67,4 +68,24 @@ func (s *Scope) RollbackOnly() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.rollbackOnly
+}
+
+// BeginSQLTx marks a database/sql transaction (package tenantsql) open in the
+// attempt, and reports false when one already is: two would nest as savepoints, and
+// the outer one's rollback would undo the inner one's commit.
+func (s *Scope) BeginSQLTx() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sqlTx {
+		return false
+	}
+	s.sqlTx = true
+	return true
+}
+
+// EndSQLTx marks the database/sql transaction ended.
+func (s *Scope) EndSQLTx() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sqlTx = false
 }
