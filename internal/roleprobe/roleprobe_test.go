@@ -51,13 +51,14 @@ func newFixture(t *testing.T) *fixture {
 	admin := connect(t, testdb.URL(t))
 	dropOrphansOnce.Do(func() { dropOrphanRoles(ctx, admin) })
 	f := &fixture{prefix: "tenant_probe_" + randomHex(4), names: map[string]string{}}
-	for _, r := range append(fixtureRoles, "registry", "plans", "later", "stranger") {
+	for _, r := range append(fixtureRoles, "registry", "plans", "later", "stranger", "auth", "nobody") {
 		f.names[r] = f.prefix + "_" + r
 	}
 	var pairs []string
 	for k, v := range f.names {
 		pairs = append(pairs, "{"+k+"}", pgx.Identifier{v}.Sanitize(), "{"+k+":lit}", "'"+v+"'", "{"+k+":name}", v)
 	}
+	pairs = append(pairs, "{prefix:lit}", "'"+f.prefix+`\_%'`)
 	f.repl = strings.NewReplacer(pairs...)
 	t.Cleanup(func() { f.drop(t) })
 
