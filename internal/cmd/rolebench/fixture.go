@@ -21,24 +21,31 @@ func schemaName(i int) string  { return fmt.Sprintf("rb_%05d", i) }
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 
 func ownerRole() string { return prefix + "_owner" } // owns every schema: the default mode's login
-func appRole() string   { return prefix + "_app" }   // the SET ROLE mode's login: member of every tenant role
-func authRole() string  { return prefix + "_auth" }  // PgBouncer's auth_user
+// appRole is the SET ROLE mode's login for n tenants: a member of the first n tenant
+// roles (what SET ROLE checks grows with the memberships).
+func appRole(n int) string { return fmt.Sprintf("%s_app%d", prefix, n) }
+func authRole() string     { return prefix + "_auth" } // PgBouncer's auth_user
 
 // fixture makes database db with tenants one-table tenants (items, ten rows), a
-// LOGIN role each with USAGE on its schema and DML on its table, the owner and app
-// roles, and the function PgBouncer's auth_query calls. It drops what an earlier run
-// left first.
-func fixture(ctx context.Context, admin *pgx.Conn, dbURL, db string, tenants int) error {
+// LOGIN role each with USAGE on its schema and DML on its table, the owner, an app
+// role for each of the counts, and the function PgBouncer's auth_query calls. It drops
+// what an earlier run left first.
+func fixture(ctx context.Context, admin *pgx.Conn, dbURL, db string, tenants int, counts []int) error {
 	if err := teardown(ctx, admin, db); err != nil {
 		return err
 	}
 	setup := fmt.Sprintf(`CREATE DATABASE %[1]s;
 		SET password_encryption = 'scram-sha-256';
-		CREATE ROLE %[2]s LOGIN PASSWORD '%[5]s';
+		CREATE ROLE %[2]s LOGIN PASSWORD '%[4]s';
 		CREATE ROLE %[3]s LOGIN;
-		CREATE ROLE %[4]s LOGIN NOINHERIT;
-		GRANT CREATE ON DATABASE %[1]s TO %[3]s;`, ident(db), ident(authRole()), ident(ownerRole()), ident(appRole()), benchPassword)
+		GRANT CREATE ON DATABASE %[1]s TO %[3]s;`, ident(db), ident(authRole()), ident(ownerRole()), benchPassword)
+	for _, n := range counts {
+		setup += fmt.Sprintf("; CREATE ROLE %s LOGIN NOINHERIT", ident(appRole(n)))
+	}
 	for _, stmt := range strings.Split(setup, ";") {
+		if strings.TrimSpace(stmt) == "" {
+			continue
+		}
 		if _, err := admin.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("fixture: %w", err)
 		}
@@ -79,7 +86,11 @@ func fixture(ctx context.Context, admin *pgx.Conn, dbURL, db string, tenants int
 				RESET ROLE;
 			`, r, s, ident(ownerRole()))
 		}
-		fmt.Fprintf(&sql, "GRANT %s TO %s;", strings.Join(roles, ", "), ident(appRole()))
+		for _, n := range counts {
+			if k := min(len(roles), n-from); k > 0 {
+				fmt.Fprintf(&sql, "GRANT %s TO %s;", strings.Join(roles[:k], ", "), ident(appRole(n)))
+			}
+		}
 		if _, err := conn.Exec(ctx, "BEGIN; "+sql.String()+" COMMIT"); err != nil {
 			return fmt.Errorf("fixture: tenants from %d: %w", from, err)
 		}

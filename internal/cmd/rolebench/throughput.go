@@ -71,6 +71,7 @@ func newPoolMode(ctx context.Context, label, url string, conns int, setRole bool
 	}
 	cfg.MaxConns, cfg.MinConns = int32(conns), int32(conns)
 	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	cfg.ConnConfig.RuntimeParams["application_name"] = label
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -123,6 +124,7 @@ func newLoginMode(label, url string, conns int, b *bouncer.Bouncer) (*loginMode,
 		return nil, err
 	}
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	cfg.RuntimeParams["application_name"] = label
 	connect := func(ctx context.Context, tenant int) (*pgx.Conn, error) {
 		c := cfg.Copy()
 		c.User, c.Password = roleName(tenant), benchPassword
@@ -161,9 +163,10 @@ func (m *loginMode) serverLogins() int64 {
 	return int64(strings.Count(m.b.Log(), "new connection to server"))
 }
 
-// modeSpec makes a mode for one phase (each phase starts its own connections, so that
-// the sampler sees only that mode's) and names the roles its server connections log
-// in as, a regular expression.
+// modeSpec makes a mode for one phase: each phase opens its own connections, named
+// by application_name (PgBouncer passes the client's on to its server connection), so
+// that the sampler counts that mode's backends alone, exiting ones included. users is
+// a regular expression for more roles to count: PgBouncer's auth_user.
 type modeSpec struct {
 	label string
 	users string
@@ -215,7 +218,8 @@ func load(ctx context.Context, spec modeSpec, sampler *pgx.Conn, db string, work
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		var n int
 		if err := sampler.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = $1 AND backend_type = 'client backend' AND usename ~ $2`, db, spec.users).Scan(&n); err == nil {
+			WHERE datname = $1 AND backend_type = 'client backend' AND (application_name = $2 OR usename ~ $3)`,
+			db, spec.label, spec.users).Scan(&n); err == nil {
 			peak = max(peak, n)
 		}
 		time.Sleep(20 * time.Millisecond)
