@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,6 +45,42 @@ func timeConnect(ctx context.Context, url, user, password string, n int) (time.D
 		_ = c.Close(ctx)
 	}
 	return median(ds), nil
+}
+
+// connectRate returns how many connections per second workers goroutines open (and
+// close) as user on url for d: the server's rate of backend starts, which bounds a
+// mode that opens a connection for nearly every request.
+func connectRate(ctx context.Context, url, user string, workers int, d time.Duration) (float64, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return 0, err
+	}
+	cfg.User, cfg.Password = user, benchPassword
+	var mu sync.Mutex
+	var n int
+	var firstErr error
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Since(start) < d {
+				c, err := pgx.ConnectConfig(ctx, cfg)
+				mu.Lock()
+				if err != nil {
+					firstErr = cmp.Or(firstErr, err)
+					mu.Unlock()
+					return
+				}
+				n++
+				mu.Unlock()
+				_ = c.Close(ctx)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds(), firstErr
 }
 
 // firstRequests returns the median time of a tenant's first one-query transaction and

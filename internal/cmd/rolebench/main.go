@@ -158,6 +158,11 @@ func setupCosts(ctx context.Context, cfg config, dbURL string, out io.Writer) er
 		return err
 	}
 	fmt.Fprintf(out, "| new connection, trust, as the owner | %s |\n| new connection, trust, as a tenant's login role | %s |\n", ms(owner), ms(tenant))
+	rate, err := connectRate(ctx, dbURL, roleName(0), cfg.workers, cfg.duration)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "| new connections per second, %d opening at once (the server's rate of backend starts) | %.0f/s |\n", cfg.workers, rate)
 	if cfg.scram {
 		trust, scram, err := scramConnect(ctx, cfg.samples)
 		if err != nil {
