@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
@@ -36,11 +38,17 @@ const authSetup = `CREATE ROLE {auth} LOGIN PASSWORD 'auth-secret';
 // maxDB server connections in all, and returns it.
 func viaBouncer(t *testing.T, f *fixture, maxDB int) *bouncer.Bouncer {
 	t.Helper()
+	return viaBouncerQuery(t, f, maxDB, "SELECT usename, passwd FROM {auth}.lookup($1)")
+}
+
+// viaBouncerQuery is viaBouncer with another auth_query.
+func viaBouncerQuery(t *testing.T, f *fixture, maxDB int, authQuery string) *bouncer.Bouncer {
+	t.Helper()
 	f.admin(t, authSetup)
 	b, err := bouncer.StartWith(context.Background(), testdb.URL(t), bouncer.Options{
 		Mode: "transaction", PoolSize: 2, AuthType: "scram-sha-256",
 		AuthUser: f.names["auth"], AuthPassword: "auth-secret",
-		AuthQuery: f.expand("SELECT usename, passwd FROM {auth}.lookup($1)"),
+		AuthQuery: f.expand(authQuery),
 		Settings: []string{
 			fmt.Sprintf("max_db_connections = %d", maxDB),
 			"admin_users = " + f.names["auth"],
@@ -78,6 +86,7 @@ func bouncerURL(t *testing.T, f *fixture, b *bouncer.Bouncer, role, password str
 // The tenant login role's guarantees hold through PgBouncer in transaction mode, with
 // no tenant in auth_file: PgBouncer checks each tenant's SCRAM secret from auth_query.
 func TestLoginRoleBehindPgBouncer(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	addLaterTables(t, f)
 	b := viaBouncer(t, f, 4)
@@ -97,6 +106,7 @@ func TestLoginRoleBehindPgBouncer(t *testing.T) {
 // one of another pool ("evicted") instead of waiting: a bounded warm set across
 // tenants, LRU. The auth_query connection counts too.
 func TestPgBouncerEvictsAcrossTenantPools(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	b := viaBouncer(t, f, 2)
 	ctx := context.Background()
@@ -123,6 +133,7 @@ func TestPgBouncerEvictsAcrossTenantPools(t *testing.T) {
 // client connections to PgBouncer stay open, but PgBouncer cannot log in for them
 // again (the client waits, then fails), and a new client login finds no secret.
 func TestSuspendBehindPgBouncer(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	b := viaBouncer(t, f, 4)
 	ctx := context.Background()
@@ -131,6 +142,16 @@ func TestSuspendBehindPgBouncer(t *testing.T) {
 	require.NoError(t, err)
 
 	f.admin(t, "ALTER ROLE {acme} NOLOGIN; SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {acme:lit}")
+	// Until PgBouncer reads the closed socket, it may hand the dead server connection
+	// on, and the client gets the server's 57P01: wait until it has dropped it.
+	console := connect(t, bouncerURL(t, f, b, "console", "auth-secret"))
+	require.Eventually(t, func() bool {
+		results, err := console.PgConn().Exec(ctx, "SHOW SERVERS").ReadAll()
+		require.NoError(t, err)
+		return !slices.ContainsFunc(results[0].Rows, func(row [][]byte) bool {
+			return slices.ContainsFunc(row, func(v []byte) bool { return string(v) == f.names["acme"] })
+		})
+	}, 5*time.Second, 10*time.Millisecond)
 	_, err = exec(t, acme, "SELECT 1")
 	// PgBouncer retries the login and fails the waiting client at query_wait_timeout.
 	assert.Equal(t, "08P01", sqlstate(err), "the open client connection")
@@ -142,6 +163,7 @@ func TestSuspendBehindPgBouncer(t *testing.T) {
 // A spare's role renamed at signup keeps its SCRAM secret: PgBouncer logs it in under
 // the new name with the spare's password.
 func TestRenamedRoleLogsInBehindPgBouncer(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.admin(t, "SET password_encryption = 'scram-sha-256'; CREATE ROLE {stranger} LOGIN PASSWORD 'spare'; ALTER ROLE {stranger} RENAME TO {later}")
 	b := viaBouncer(t, f, 4)
@@ -149,4 +171,26 @@ func TestRenamedRoleLogsInBehindPgBouncer(t *testing.T) {
 	var who string
 	require.NoError(t, conn.QueryRow(context.Background(), "SELECT current_user").Scan(&who))
 	assert.Equal(t, f.names["later"], who)
+}
+
+// A lookup function that answers an unknown role with a row of NULLs (a function with
+// OUT parameters returning a record) makes PgBouncer 1.18 fail that login as a
+// configuration error; the roles it knows still log in.
+func TestAuthQueryNullRow(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.admin(t, `CREATE SCHEMA {later};
+		CREATE FUNCTION {later}.lookup(u text, OUT usename text, OUT passwd text) RETURNS record
+			LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog
+			AS $$SELECT rolname::text, rolpassword FROM pg_authid WHERE rolname = u AND rolname LIKE {prefix:lit}$$;
+		GRANT USAGE ON SCHEMA {later} TO PUBLIC;`)
+	b := viaBouncerQuery(t, f, 4, "SELECT usename, passwd FROM {later}.lookup($1)")
+	ctx := context.Background()
+	_, err := pgx.Connect(ctx, bouncerURL(t, f, b, "nobody", "guess"))
+	assert.ErrorContains(t, err, "bouncer config error")
+	assert.Contains(t, b.Log(), "auth_query response contained null user name")
+	conn := connect(t, bouncerURL(t, f, b, "acme", password(f.names["acme"])))
+	var who string
+	require.NoError(t, conn.QueryRow(ctx, "SELECT current_user").Scan(&who))
+	assert.Equal(t, f.names["acme"], who)
 }

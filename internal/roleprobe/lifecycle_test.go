@@ -16,6 +16,7 @@ import (
 // Another tenant's session shows in pg_stat_activity as metadata only, and cannot be
 // signalled.
 func TestLoginRoleOtherSessions(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	globex := connect(t, f.url(t, "globex"))
 	_, err := exec(t, globex, "SELECT 4242")
@@ -30,7 +31,8 @@ func TestLoginRoleOtherSessions(t *testing.T) {
 }
 
 // PUBLIC has TEMPORARY on a new database (TestLoginRole's "temporary table"); revoked,
-// a tenant can create no temporary table, function or view.
+// a tenant can create no temporary table or view. Not parallel: it changes the
+// database every other test uses, and parallel tests wait for the serial ones.
 func TestLoginRoleWithoutTemp(t *testing.T) {
 	f := newFixture(t)
 	const onDB = "DO $$BEGIN EXECUTE format('%s TEMPORARY ON DATABASE %%I %s PUBLIC', current_database()); END$$"
@@ -45,6 +47,7 @@ func TestLoginRoleWithoutTemp(t *testing.T) {
 // Suspending a tenant: NOLOGIN refuses new sessions, not the open ones, which
 // pg_terminate_backend ends.
 func TestSuspend(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	open := connect(t, f.url(t, "acme"))
@@ -64,6 +67,7 @@ func TestSuspend(t *testing.T) {
 // Renaming a role (a spare's, at signup) clears an MD5 password, whose hash includes
 // the role's name, and keeps a SCRAM one, which does not.
 func TestRenameKeepsOnlyScramPasswords(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	admin := connect(t, testdb.URL(t))
@@ -105,6 +109,7 @@ func TestRenameKeepsOnlyScramPasswords(t *testing.T) {
 // a privilege inside another database of the cluster cannot be dropped until DROP
 // OWNED BY has run there too.
 func TestDropRoleNeedsEveryDatabase(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	elsewhere := connect(t, testdb.NewDatabase(t))
 	_, err := exec(t, elsewhere, f.expand("CREATE SCHEMA s; GRANT USAGE ON SCHEMA s TO {acme}"))

@@ -105,6 +105,7 @@ func loginProbes() []probe {
 // A tenant's own login role: session_user is the tenant, so no statement can switch
 // to another tenant, and the grants decide the rest.
 func TestLoginRole(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	addLaterTables(t, f)
 	f.check(t, f.url(t, "acme"), loginProbes())

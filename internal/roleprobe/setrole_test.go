@@ -22,6 +22,7 @@ const readGlobex = "SELECT amount FROM {globex}.invoices"
 // connection can undo it, because every switch is checked against the session user,
 // which may become any tenant.
 func TestSetLocalRole(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.check(t, f.url(t, "app"), []probe{
 		{name: "entered", sql: asAcme + "SELECT current_user::text || ' ' || session_user::text", last: "{acme:name} {app:name}"},
@@ -50,6 +51,7 @@ func TestSetLocalRole(t *testing.T) {
 // PostgreSQL 15 cannot grant a membership that allows inheriting privileges but not
 // SET ROLE (16's GRANT ... WITH SET FALSE): the option is a syntax error.
 func TestGrantWithSetFalseIsNotInPostgres15(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	conn := connect(t, testdb15(t))
 	_, err := exec(t, conn, f.expand("GRANT {globex} TO {owner} WITH SET FALSE"))
@@ -60,6 +62,7 @@ func TestGrantWithSetFalseIsNotInPostgres15(t *testing.T) {
 // the caller, and a membership granted and revoked inside the transaction so that the
 // session user is a member of no tenant once the role is set.
 func TestOneWaySwitch(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	// enter_* would set the role on app's behalf; grant_me and revoke_me (owned by the
 	// superuser) add and remove the session user's membership in a tenant role. A
