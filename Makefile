@@ -87,7 +87,7 @@ bench-fleet:
 # the one-query transaction for random tenants under the default, SET LOCAL ROLE and
 # per-tenant login roles (directly and through PgBouncer), at ROLES_TENANTS tenants.
 # It makes the database tenant_rolebench and a login role per tenant, and drops both
-# (about 5 minutes on two cores, a third of it making 10,000 roles).
+# (about 4 minutes on two cores, one of them making 10,000 roles).
 ROLES_TENANTS ?= 1,200,10000
 bench-roles:
 	$(GO) run ./internal/cmd/rolebench -tenants $(ROLES_TENANTS) $(ROLEBENCH_FLAGS)

@@ -127,3 +127,15 @@ func TestDropRoleNeedsEveryDatabase(t *testing.T) {
 	_, err = exec(t, admin, f.expand("DROP OWNED BY {acme}; DROP ROLE {acme}"))
 	require.NoError(t, err)
 }
+
+// A tenant may give itself a default role it cannot take (TestLoginRole rolls that
+// back): it is stored, and its next login only warns and stays itself.
+func TestDefaultRoleOnlyWarns(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	_, err := exec(t, connect(t, f.url(t, "acme")), f.expand("ALTER ROLE {acme} SET role = {globex:lit}"))
+	require.NoError(t, err)
+	f.check(t, f.url(t, "acme"), []probe{
+		{name: "next login", sql: "SELECT current_user::text", last: "{acme:name}", notice: "42501"},
+	})
+}

@@ -97,7 +97,7 @@ func loginProbes() []probe {
 		{name: "password hashes", sql: "SELECT count(*) FROM pg_authid", code: "42501"},
 		{name: "server files", sql: "SELECT pg_read_file('postgresql.conf')", code: "42501"},
 		{name: "COPY TO PROGRAM", sql: "COPY (SELECT 1) TO PROGRAM 'true'", code: "42501"},
-		{name: "large object import", sql: "SELECT lo_import('/etc/hostname')", code: "42501"},
+		{name: "large object import", sql: "SELECT lo_import('postgresql.conf')", code: "42501"},
 		{name: "advisory locks", sql: "SELECT pg_try_advisory_xact_lock(1)", last: "t"},
 	}
 }

@@ -2,6 +2,7 @@ package roleprobe
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -45,6 +46,8 @@ func TestSetLocalRole(t *testing.T) {
 		{name: "ROLLBACK and a new transaction", sql: asAcme + "ROLLBACK; BEGIN; SET LOCAL ROLE {globex}; " + readGlobex, last: "42"},
 		{name: "COMMIT and no transaction", sql: asAcme + "COMMIT; SET ROLE {globex}; " + readGlobex, last: "42"},
 		{name: "registry", sql: asAcme + "RESET ROLE; SELECT count(*) FROM public.{registry}", code: "42501"},
+		// What row-level security would key on is anyone's to set.
+		{name: "a custom setting", sql: asAcme + "SELECT set_config('tenant.id', {globex:lit}, true)", last: "{globex:name}"},
 	})
 }
 
@@ -102,11 +105,18 @@ func TestOneWaySwitch(t *testing.T) {
 		{name: "guarded: ROLLBACK leaves no membership", sql: guarded + "ROLLBACK; SET ROLE {acme}", code: "42501"},
 	})
 
+	// A secret sent as SQL text is visible to every session of the same role.
+	other := connect(t, f.url(t, "app"))
+	_, err := exec(t, other, "SELECT 'app-only-secret'")
+	require.NoError(t, err)
+	f.check(t, f.url(t, "app"), []probe{{name: "another session's query text",
+		sql: fmt.Sprintf("SELECT query FROM pg_stat_activity WHERE pid = %d", other.PgConn().PID()), last: "SELECT 'app-only-secret'"}})
+
 	// ...but the membership is one catalog row per (tenant, session user): two requests
 	// of one tenant serialize on it for their whole transaction.
 	ctx := context.Background()
 	first, second := connect(t, f.url(t, "app")), connect(t, f.url(t, "app"))
-	_, err := exec(t, first, f.expand(guarded))
+	_, err = exec(t, first, f.expand(guarded))
 	require.NoError(t, err)
 	_, err = exec(t, second, f.expand("SET lock_timeout = '300ms'; "+guarded))
 	assert.Equal(t, "55P03", sqlstate(err), "the second request of acme waits for the first to end")
