@@ -14,7 +14,7 @@ STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 EXAMPLE = example-app
 MODULES = $(EXAMPLE) sqlclients
 
-.PHONY: test mod-check fmt-check vet fuzz lint bench bench-go bench-http bench-fleet stress run stop
+.PHONY: test mod-check fmt-check vet fuzz lint bench bench-go bench-http bench-fleet bench-roles stress run stop
 
 # go.mod and go.sum tidy, gofmt, go vet, every test under the race detector against
 # PostgreSQL (DATABASE_URL, else the local server, else a throwaway cluster the tests
@@ -81,6 +81,16 @@ bench-http:
 FLEET_TENANTS ?= 10000
 bench-fleet:
 	$(GO) run ./internal/cmd/fleetbench -tenants $(FLEET_TENANTS)
+
+# Database-enforced isolation (BENCHMARKS.md, "Database-enforced isolation:
+# mechanisms"; docs/security.md): connection, first-query and role setup costs, then
+# the one-query transaction for random tenants under the default, SET LOCAL ROLE and
+# per-tenant login roles (directly and through PgBouncer), at ROLES_TENANTS tenants.
+# It makes the database tenant_rolebench and a login role per tenant, and drops both
+# (about 4 minutes on two cores, one of them making 10,000 roles).
+ROLES_TENANTS ?= 1,200,10000
+bench-roles:
+	$(GO) run ./internal/cmd/rolebench -tenants $(ROLES_TENANTS) $(ROLEBENCH_FLAGS)
 
 # The reliability run of RELIABILITY.md: TestStress for minutes, with more restarts
 # (make test runs it for seconds). It starts its own PostgreSQL cluster.

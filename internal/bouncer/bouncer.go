@@ -35,6 +35,28 @@ type Bouncer struct {
 // poolSize server connections, serving upstream's database under the same name.
 // Clients log in as upstream's user without a password.
 func Start(ctx context.Context, upstream, mode string, poolSize int) (*Bouncer, error) {
+	return StartWith(ctx, upstream, Options{Mode: mode, PoolSize: poolSize})
+}
+
+// Options configures StartWith. The zero AuthUser gives Start's setup: trust, and
+// every server connection logs in as upstream's user.
+type Options struct {
+	Mode     string // pool_mode: "transaction" or "session"
+	PoolSize int    // default_pool_size: server connections per (database, user) pool
+
+	// AuthUser, when set, makes each client's user the server user, looked up with
+	// AuthQuery (run as AuthUser, whose password AuthPassword is the one auth_file
+	// holds), and AuthType checks the client's password: "scram-sha-256", "md5".
+	AuthUser, AuthPassword, AuthQuery, AuthType string
+
+	// Settings are more [pgbouncer] lines, "name = value" (max_db_connections,
+	// server_idle_timeout, admin_users).
+	Settings []string
+}
+
+// StartWith runs PgBouncer configured by o, serving upstream's database under the
+// same name.
+func StartWith(ctx context.Context, upstream string, o Options) (*Bouncer, error) {
 	bin, err := exec.LookPath("pgbouncer")
 	if err != nil {
 		return nil, ErrNotInstalled
@@ -52,9 +74,17 @@ func Start(ctx context.Context, upstream, mode string, poolSize int) (*Bouncer, 
 		b.cleanup()
 		return nil, err
 	}
-	server := fmt.Sprintf("host=%s port=%d dbname=%s user=%s", up.Host, up.Port, up.Database, up.User)
-	if up.Password != "" {
-		server += " password=" + up.Password
+	server := fmt.Sprintf("host=%s port=%d dbname=%s", up.Host, up.Port, up.Database)
+	authType, users := "trust", fmt.Sprintf("%q \"\"\n", up.User)
+	auth := ""
+	if o.AuthUser == "" {
+		server += " user=" + up.User
+		if up.Password != "" {
+			server += " password=" + up.Password
+		}
+	} else {
+		authType, users = o.AuthType, fmt.Sprintf("%q %q\n", o.AuthUser, o.AuthPassword)
+		auth = fmt.Sprintf("auth_user = %s\nauth_query = %s\n", o.AuthUser, o.AuthQuery)
 	}
 	conf := fmt.Sprintf(`[databases]
 %s = %s
@@ -63,17 +93,19 @@ func Start(ctx context.Context, upstream, mode string, poolSize int) (*Bouncer, 
 listen_addr = 127.0.0.1
 listen_port = %d
 unix_socket_dir =
-auth_type = trust
+auth_type = %s
 auth_file = %s
-pool_mode = %s
+%spool_mode = %s
 default_pool_size = %d
 max_client_conn = 200
 ignore_startup_parameters = extra_float_digits
 logfile = %s
 pidfile = %s
-`, up.Database, server, b.Port, filepath.Join(dir, "users.txt"), mode, poolSize,
+`, up.Database, server, b.Port, authType, filepath.Join(dir, "users.txt"), auth, o.Mode, o.PoolSize,
 		filepath.Join(dir, "pgbouncer.log"), filepath.Join(dir, "pgbouncer.pid"))
-	users := fmt.Sprintf("%q \"\"\n", up.User)
+	for _, s := range o.Settings {
+		conf += s + "\n"
+	}
 	for file, content := range map[string]string{"pgbouncer.ini": conf, "users.txt": users} {
 		if err := os.WriteFile(filepath.Join(dir, file), []byte(content), 0o600); err != nil {
 			b.cleanup()
@@ -104,6 +136,12 @@ pidfile = %s
 		return nil, fmt.Errorf("bouncer: not ready: %w\n%s", err, log)
 	}
 	return b, nil
+}
+
+// Log returns what PgBouncer has logged so far (closed and evicted server connections).
+func (b *Bouncer) Log() string {
+	log, _ := os.ReadFile(filepath.Join(b.dir, "pgbouncer.log"))
+	return string(log)
 }
 
 // URL returns a connection string for database db through the bouncer.
