@@ -14,7 +14,7 @@ STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 EXAMPLE = example-app
 MODULES = $(EXAMPLE) sqlclients
 
-.PHONY: test mod-check fmt-check vet fuzz lint bench bench-go bench-http bench-fleet bench-roles stress run stop
+.PHONY: test mod-check fmt-check vet fuzz lint bench bench-go bench-http bench-fleet bench-scale bench-roles stress run stop
 
 # go.mod and go.sum tidy, gofmt, go vet, every test under the race detector against
 # PostgreSQL (DATABASE_URL, else the local server, else a throwaway cluster the tests
@@ -57,9 +57,10 @@ lint: fmt-check vet
 	for m in $(MODULES); do $(GO) -C $$m run $(STATICCHECK) ./... || exit 1; done
 
 # Benchmarks report ratios against a baseline measured in the same run; see BENCHMARKS.md.
-# make bench runs all of them: the go benchmarks, then the HTTP benchmark (8-9 minutes
-# in all on two cores).
-bench: bench-go bench-http
+# make bench runs all of them: the go benchmarks, the HTTP benchmark (8-9 minutes on two
+# cores), the runs over many tenants (bench-scale, about 15 minutes more), then the
+# mechanisms of database-enforced isolation (bench-roles, about 4 minutes).
+bench: bench-go bench-http bench-scale bench-roles
 
 bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
@@ -81,6 +82,14 @@ bench-http:
 FLEET_TENANTS ?= 10000
 bench-fleet:
 	$(GO) run ./internal/cmd/fleetbench -tenants $(FLEET_TENANTS)
+
+# Everything over many tenants (BENCHMARKS.md, "Many tenants", "Backend memory", "Fast
+# signup"): the fleet, then throughput spread and backend memory over 10,000 tenants
+# (TestTenantSpread provisions its own, and drops them), then sign-up latency from the
+# stock of spares.
+bench-scale: bench-fleet
+	$(GO) test -count=1 -run='^TestTenantSpread$$' -v -timeout=40m . -args -spread.tenants=10000 -spread.duration=3s -spread.rounds=3 -spread.max=1000
+	$(GO) test -count=1 -v -run='TestStock/SignupLatency' ./schema -args -signup.samples=100 -signup.tables=20
 
 # Database-enforced isolation (BENCHMARKS.md, "Database-enforced isolation:
 # mechanisms"; docs/security.md): connection, first-query and role setup costs, then
