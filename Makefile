@@ -96,10 +96,13 @@ bench-scale: bench-fleet
 # the one-query transaction for random tenants under the default, SET LOCAL ROLE and
 # per-tenant login roles (directly and through PgBouncer), at ROLES_TENANTS tenants.
 # It makes the database tenant_rolebench and a login role per tenant, and drops both
-# (about 4 minutes on two cores, one of them making 10,000 roles).
+# (about 4 minutes on two cores, one of them making 10,000 roles). Then the library's
+# own mode (Config.Roles) against its default, TestRolesCost, which provisions the
+# tenants with their roles and drops them (about 10 minutes more).
 ROLES_TENANTS ?= 1,200,10000
 bench-roles:
 	$(GO) run ./internal/cmd/rolebench -tenants $(ROLES_TENANTS) $(ROLEBENCH_FLAGS)
+	$(GO) test -count=1 -run='^TestRolesCost$$' -v -timeout=60m . -args -rolescost.tenants=$(ROLES_TENANTS) -rolescost.duration=3s -rolescost.rounds=3
 
 # The reliability run of RELIABILITY.md: TestStress for minutes, with more restarts
 # (make test runs it for seconds). It starts its own PostgreSQL cluster.

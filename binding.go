@@ -14,6 +14,7 @@ import (
 // tenant and version; the tenant's requests share it.
 type binding struct {
 	name      string
+	oid       uint32 // the schema's
 	version   int64
 	isolation string // the Manager's, as SQL
 
@@ -83,6 +84,7 @@ func newBinding(t schema.Tenant, isolation string) *binding {
 		check:       check,
 		checkArg:    []byte(t.Name),
 		name:        t.Name,
+		oid:         t.OID,
 		version:     t.Version,
 		isolation:   isolation,
 		bind:        bind,

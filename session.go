@@ -30,7 +30,8 @@ const finishTimeout = 30 * time.Second
 // it may already serve another request, of another tenant.
 type session struct {
 	pool  *pgxpool.Pool
-	admit *admitter // refreshes the binding when a migration or drop moved the marker
+	roles *rolePools // Config.Roles: connections of the tenant's role, not pool's
+	admit *admitter  // refreshes the binding when a migration or drop moved the marker
 	// checkApart has the check answered before COMMIT begins (binding.commitApart), so
 	// a COMMIT whose connection dies can be resolved even after a crash. It costs a
 	// few percent of a transaction; requests of safe methods (GET, HEAD), which should
@@ -69,7 +70,16 @@ var _ tenantctx.DB = (*session)(nil)
 
 // initSession readies s, in its attempt, for b.
 func (m *Manager) initSession(s *session, b *binding) {
-	s.pool, s.admit, s.b, s.checkApart, s.maxTenants = m.pool, m.admission, b, true, m.maxTenants
+	s.pool, s.admit, s.b, s.checkApart, s.maxTenants, s.roles = m.pool, m.admission, b, true, m.maxTenants, m.roles
+}
+
+// acquire takes the connection for the transaction: from the pool, or with
+// Config.Roles from the tenant role's warm connections.
+func (s *session) acquire(ctx context.Context) (*pgxpool.Conn, error) {
+	if s.roles != nil {
+		return s.roles.acquire(ctx, s.b)
+	}
+	return s.pool.Acquire(ctx)
 }
 
 // use returns the connection for the next statement, beginning the transaction on
@@ -137,7 +147,7 @@ func (s *session) begin(ctx context.Context, ride rideAlong) (rode bool, err err
 	}()
 	for {
 		s.pending = slices.Clone(pending)
-		conn, err := s.pool.Acquire(ctx)
+		conn, err := s.acquire(ctx)
 		if err != nil {
 			return false, s.beginFailed(ctx, fmt.Errorf("%w: %w", ErrUnavailable, err))
 		}

@@ -139,6 +139,28 @@ type Config struct {
 	// context keeps running past it.
 	AfterCommitTimeout time.Duration
 
+	// Roles, when set, runs each tenant's transactions as a login role of the
+	// tenant's own, which may use its schema's tables and nothing else: the database
+	// itself refuses a request's SQL (a qualified name built from input, an
+	// injection) that reaches another tenant, the registry or DDL (docs/security.md).
+	// Roles are made and granted with their tenants (schema.Roles has the
+	// requirements); tenants made before are given theirs by
+	// Provisioner.RepairRoles. Their connections are a warm set of at most
+	// RoleConns, apart from the pool, which keeps admission, provisioning and
+	// migrations. A request whose tenant has no warm connection opens one (a backend
+	// start): the mode suits applications whose busy tenants fit in the warm set.
+	// Default nil: every transaction runs as the pool's role, bound to its tenant by
+	// search_path.
+	Roles *schema.Roles
+	// RoleConns bounds the connections of tenant roles, all tenants together: when
+	// all are open, one idle of the least recently used tenant is closed for another.
+	// Default: the pool's MaxConns.
+	RoleConns int
+	// RolesDSN is where tenant roles log in, when not where the pool does (PgBouncer
+	// with auth_query, say); its user and password are ignored. Default: the pool's
+	// connection settings.
+	RolesDSN string
+
 	// ChangesDSN is where Subscribe listens for change signals (package changes).
 	// Listening needs a session that stays on one backend: behind PgBouncer in
 	// transaction mode, give the server's own address here. Default: the pool's
@@ -175,6 +197,7 @@ type Manager struct {
 	onError      ErrorHandler
 	hooks        *hooks
 	feed         *changes.Feed
+	roles        *rolePools // Config.Roles; nil without
 }
 
 // New checks cfg and returns a Manager. It does not connect: the first request does.
@@ -245,13 +268,19 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	prov, err := schema.NewProvisioner(m.pool, schema.Config{
 		Extensions: cfg.Extensions, Migrations: cfg.Migrations, SharedMigrations: cfg.SharedMigrations, Reserved: append(roles(m.pool), cfg.Reserved...), Logger: m.log,
-		Spares: cfg.Spares,
+		Spares: cfg.Spares, Roles: cfg.Roles,
 	})
 	if err != nil {
 		m.Close()
 		return nil, err
 	}
 	m.provisioner = prov
+	if cfg.Roles != nil {
+		if m.roles, err = newRoleConns(m.pool, prov, cfg); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
 	isolation := m.isolation
 	m.admission = newAdmitter(prov, cfg.Admission, func(t schema.Tenant) *binding { return newBinding(t, isolation) },
 		cfg.HitTTL, cfg.MissTTL)
@@ -279,6 +308,9 @@ func (m *Manager) Close() {
 	}
 	if m.feed != nil {
 		m.feed.Close()
+	}
+	if m.roles != nil {
+		m.roles.close()
 	}
 	if m.provisioner != nil {
 		m.provisioner.Close()

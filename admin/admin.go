@@ -5,6 +5,7 @@
 //	myapp tenants list [--namespace NS] [--long]
 //	myapp tenants drop|suspend|resume NAME...
 //	myapp tenants adopt [NAME...]            register schemas made before the registry
+//	myapp tenants repair-roles               make or mend every tenant's login role (Config.Roles)
 //	myapp migrate [--parallel N] [--canary N] [--namespace NS]
 //	myapp sql TENANT 'SQL'                   run SQL in one tenant's transaction
 //
@@ -29,6 +30,8 @@ const Usage = `  tenants create NAME...                  provision tenants
   tenants drop NAME...                    drop tenants and all their data
   tenants suspend|resume NAME...          stop serving tenants (data kept), serve them again
   tenants adopt [NAME...]                 register tenants made before the tenant registry
+  tenants repair-roles                    make or mend every tenant's login role, set its
+                                          password from the first secret (a rotation)
   migrate [--parallel N] [--canary N] [--namespace NS]
                                           bring every tenant to the latest migration
   sql TENANT 'SQL'                        run SQL in one tenant's transaction, print the rows

@@ -25,6 +25,7 @@ var notes = fstest.MapFS{"001_notes.sql": {Data: []byte("CREATE TABLE notes (id 
 type run struct {
 	dsn        string
 	migrations fstest.MapFS
+	roles      *schema.Roles
 	opened     int
 }
 
@@ -33,7 +34,7 @@ func (r *run) do(t *testing.T, args ...string) (stdout, stderr string, err error
 	var out, errOut strings.Builder
 	cmd := admin.Command{Stdout: &out, Stderr: &errOut, Open: func(ctx context.Context) (*tenant.Manager, func(), error) {
 		r.opened++
-		mgr, err := tenant.New(ctx, tenant.Config{DSN: r.dsn, Migrations: r.migrations})
+		mgr, err := tenant.New(ctx, tenant.Config{DSN: r.dsn, Migrations: r.migrations, Roles: r.roles})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -82,12 +83,38 @@ func TestTenantsCommands(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "nothing to adopt\n", out)
 
+	_, _, err = r.do(t, "tenants", "repair-roles")
+	assert.ErrorIs(t, err, schema.ErrRoles, "without Config.Roles")
+
 	for _, args := range [][]string{{}, {"tenant"}, {"tenants"}, {"tenants", "rename", "a"}, {"tenants", "drop"}, {"sql", "adm-a"}} {
 		opened := r.opened
 		_, _, err := r.do(t, args...)
 		assert.ErrorIs(t, err, admin.ErrUsage, "%q", args)
 		assert.Equal(t, opened, r.opened)
 	}
+}
+
+// repair-roles gives tenants made before Config.Roles their login roles.
+func TestRepairRolesCommand(t *testing.T) {
+	r := &run{dsn: testdb.NewDatabase(t), migrations: notes}
+	_, _, err := r.do(t, "tenants", "create", "adm-r1", "adm-r2")
+	require.NoError(t, err)
+	r.roles = &schema.Roles{Secrets: [][]byte{[]byte(strings.Repeat("s", 32))}}
+	t.Cleanup(func() {
+		_, _, err := r.do(t, "tenants", "drop", "adm-r1", "adm-r2") // their roles with them
+		assert.NoError(t, err)
+		db := testdb.PoolFor(t, r.dsn)
+		_, err = db.Exec(context.Background(), `DO $$ DECLARE g text := 'tenant_' || (SELECT oid FROM pg_database WHERE datname = current_database()) || '_tenants';
+			BEGIN EXECUTE format('DROP OWNED BY %I', g); EXECUTE format('DROP ROLE %I', g); END $$`)
+		assert.NoError(t, err)
+	})
+	out, _, err := r.do(t, "tenants", "repair-roles")
+	require.NoError(t, err)
+	assert.Equal(t, "repaired the roles of 2 tenants\n", out)
+	var roles int
+	require.NoError(t, testdb.PoolFor(t, r.dsn).QueryRow(context.Background(), `SELECT count(*) FROM pg_roles WHERE rolcanlogin AND rolname LIKE
+		'tenant\_' || (SELECT oid FROM pg_database WHERE datname = current_database()) || '\_%'`).Scan(&roles))
+	assert.Equal(t, 2, roles)
 }
 
 func TestMigrateCommand(t *testing.T) {

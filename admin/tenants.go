@@ -15,7 +15,7 @@ import (
 // tenants runs "tenants create|list|drop|suspend|resume|adopt".
 func (c Command) tenants(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("tenants: %w: want create, list, drop, suspend, resume or adopt", ErrUsage)
+		return fmt.Errorf("tenants: %w: want create, list, drop, suspend, resume, adopt or repair-roles", ErrUsage)
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
@@ -23,9 +23,17 @@ func (c Command) tenants(ctx context.Context, args []string) error {
 		return c.list(ctx, args)
 	case "adopt":
 		return c.with(ctx, func(mgr *tenant.Manager) error { return c.adopt(ctx, mgr.Provisioner(), args) })
+	case "repair-roles":
+		return c.with(ctx, func(mgr *tenant.Manager) error {
+			n, err := mgr.Provisioner().RepairRoles(ctx)
+			if err == nil {
+				fmt.Fprintf(c.Stdout, "repaired the roles of %d tenants\n", n)
+			}
+			return err
+		})
 	case "create", "drop", "suspend", "resume":
 	default:
-		return fmt.Errorf("tenants: %w: unknown command %q (want create, list, drop, suspend, resume or adopt)", ErrUsage, sub)
+		return fmt.Errorf("tenants: %w: unknown command %q (want create, list, drop, suspend, resume, adopt or repair-roles)", ErrUsage, sub)
 	}
 	if len(args) == 0 {
 		return fmt.Errorf("tenants %s: %w: name at least one tenant", sub, ErrUsage)

@@ -35,7 +35,7 @@ func open(ctx context.Context, env environment, autoCreate, serving bool) (*data
 		}
 		dsn, db.demo, db.note, db.stop = p.dsn, true, p.note, p.stop
 	}
-	a, err := app.New(ctx, app.Config{DSN: dsn, AutoCreate: autoCreate, Isolation: iso})
+	a, err := app.New(ctx, app.Config{DSN: dsn, AutoCreate: autoCreate, Isolation: iso, RoleSecrets: roleSecrets(env)})
 	if err != nil {
 		db.stop()
 		return nil, err
@@ -43,6 +43,19 @@ func open(ctx context.Context, env environment, autoCreate, serving bool) (*data
 	stopServer := db.stop
 	db.app, db.stop = a, func() { a.Close(); stopServer() }
 	return db, nil
+}
+
+// roleSecrets reads TENANT_ROLES_SECRET (and, during a rotation,
+// TENANT_ROLES_OLD_SECRET): set, every tenant's requests run as a login role of its
+// own (docs/security.md).
+func roleSecrets(env environment) [][]byte {
+	var secrets [][]byte
+	for _, name := range []string{"TENANT_ROLES_SECRET", "TENANT_ROLES_OLD_SECRET"} {
+		if v := env.getenv(name); v != "" {
+			secrets = append(secrets, []byte(v))
+		}
+	}
+	return secrets
 }
 
 // isolation reads ISOLATION: serializable (the default when empty), repeatable-read or

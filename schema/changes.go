@@ -15,7 +15,7 @@ const payloadLimit = "7900"
 
 // changesVersion marks the functions below (as the trigger function's comment): a
 // database whose functions carry another gets these.
-const changesVersion = "tenant change signals 2"
+const changesVersion = "tenant change signals 3"
 
 // changesSQL installs, in the registry's schema, the trigger function and the
 // functions a migration calls to track a table (track_changes), every table of its
@@ -30,16 +30,7 @@ const changesVersion = "tenant change signals 2"
 // 2.7 kB), so one always fits in a payload; one escaped beyond the limit goes as null
 // rather than fail the statement. A partition reports as its partitioned table.
 const changesSQL = `
-CREATE OR REPLACE FUNCTION ` + RegistrySchema + `.send_changes(head text, items text[]) RETURNS void
-LANGUAGE plpgsql AS $fn$
-DECLARE
-	-- A number per signal of the transaction: PostgreSQL delivers identical payloads
-	-- of one transaction once, which would fold insert, delete, insert of one row.
-	n int := coalesce(nullif(current_setting('tenant.changes_seq', true), ''), '0')::int + 1;
-BEGIN
-	PERFORM set_config('tenant.changes_seq', n::text, true);
-	PERFORM pg_notify('` + ChangesChannel + `', head || ',"n":' || n || ',"k":[' || array_to_string(items, ',') || ']}');
-END $fn$;
+DROP FUNCTION IF EXISTS ` + RegistrySchema + `.send_changes(text, text[]);
 
 CREATE OR REPLACE FUNCTION ` + RegistrySchema + `.notify_changes() RETURNS trigger
 LANGUAGE plpgsql
@@ -55,14 +46,12 @@ DECLARE
 	items text[] := '{}';
 	size int := 0; -- of the items and their commas
 	item text;
+	chunks text[] := '{}'; -- the signals' keys
+	seq int;
 BEGIN
 	IF rel <> TG_RELID THEN
 		SELECT '{"s":' || to_json(n.nspname::text) || ',"t":' || to_json(c.relname::text) || ',"o":"' || left(TG_OP, 1) || '"'
 		  INTO head FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel;
-	END IF;
-	IF TG_OP = 'TRUNCATE' THEN
-		PERFORM ` + RegistrySchema + `.send_changes(head, '{}');
-		RETURN NULL;
 	END IF;
 	SELECT 'SELECT json_build_array(' || string_agg(format('%I::text', a.attname), ', ' ORDER BY pk.ord) || ')::text FROM changed'
 	  INTO key_sql
@@ -73,12 +62,16 @@ BEGIN
 	-- A key dropped by a later migration: every row is still reported, without a key,
 	-- rather than fail the application's statement.
 	key_sql := coalesce(key_sql, 'SELECT ''null'' FROM changed');
+	IF TG_OP = 'TRUNCATE' THEN
+		key_sql := 'SELECT NULL::text WHERE false';
+		chunks := '{""}';
+	END IF;
 	FOR item IN EXECUTE key_sql LOOP
 		IF octet_length(head) + octet_length(item) + 32 > ` + payloadLimit + ` THEN
 			item := 'null';
 		END IF;
 		IF size > 0 AND octet_length(head) + size + octet_length(item) + 32 > ` + payloadLimit + ` THEN
-			PERFORM ` + RegistrySchema + `.send_changes(head, items);
+			chunks := chunks || array_to_string(items, ',');
 			items := '{}';
 			size := 0;
 		END IF;
@@ -86,8 +79,17 @@ BEGIN
 		size := size + octet_length(item) + 1;
 	END LOOP;
 	IF size > 0 THEN
-		PERFORM ` + RegistrySchema + `.send_changes(head, items);
+		chunks := chunks || array_to_string(items, ',');
 	END IF;
+	-- Each signal gets a number in the transaction: PostgreSQL delivers identical
+	-- payloads of one transaction once, which would fold insert, delete, insert of a
+	-- row. (Here, not in a function of the registry's schema, which a tenant's role may
+	-- not use.)
+	FOREACH item IN ARRAY chunks LOOP
+		seq := coalesce(nullif(current_setting('tenant.changes_seq', true), ''), '0')::int + 1;
+		PERFORM set_config('tenant.changes_seq', seq::text, true);
+		PERFORM pg_notify('` + ChangesChannel + `', head || ',"n":' || seq || ',"k":[' || item || ']}');
+	END LOOP;
 	RETURN NULL;
 END $fn$;
 

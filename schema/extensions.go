@@ -78,6 +78,11 @@ func (p *Provisioner) ensureSharedTx(ctx context.Context, tx pgx.Tx) error {
 		execMode, registryTable, RegistrySchema+".notify_changes()", changesVersion).Scan(&current, &role); err != nil {
 		return err
 	}
+	if p.roles != nil {
+		if err := p.ensureGroup(ctx, tx); err != nil {
+			return err
+		}
+	}
 	missing, err := p.missingExtensions(ctx, tx)
 	if err != nil || (current && len(missing) == 0) {
 		return err

@@ -83,6 +83,11 @@ type Config struct {
 	LockTimeout time.Duration
 	// Logger receives retries and provisioning events. Default slog.Default().
 	Logger *slog.Logger
+	// Roles, when set, gives every tenant a login role of its own that may use its
+	// schema and nothing else (docs/security.md): made and granted with the tenant
+	// (spares included), refused logins while it is suspended, dropped with it.
+	// Default nil: no roles.
+	Roles *Roles
 	// Spares is how many spare tenant schemas, fully migrated, to keep in stock for
 	// fast sign-up: Create and Ensure of a new tenant rename one instead of running
 	// the migrations (see FillStock). Default 0: no stock, every tenant is made by
@@ -119,6 +124,9 @@ type Provisioner struct {
 
 	spares int
 	stock  stock // the background refill of the spares
+
+	roles *Roles        // Config.Roles
+	dbOID atomic.Uint32 // the database's, for role names; 0 until asked
 }
 
 // NewProvisioner checks the configuration (extension names, migration files) and
@@ -146,6 +154,12 @@ func NewProvisioner(db DB, cfg Config) (*Provisioner, error) {
 	}
 	if len(shared) > 0 {
 		p.reserved = append(p.reserved, SharedSchema)
+	}
+	if cfg.Roles != nil {
+		if err := cfg.Roles.check(); err != nil {
+			return nil, err
+		}
+		p.roles = &Roles{Secrets: slices.Clone(cfg.Roles.Secrets)}
 	}
 	for _, e := range p.extensions {
 		if !extensionName.MatchString(e) {
@@ -229,6 +243,11 @@ func (p *Provisioner) Drop(ctx context.Context, name string) error {
 			}
 			if _, err := tx.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
 				return err
+			}
+			if p.roles != nil {
+				if err := p.dropRole(ctx, tx, t); err != nil {
+					return err
+				}
 			}
 			_, err = tx.Exec(ctx, "DELETE FROM "+registryTable+" WHERE name = $1", execMode, name)
 			return err

@@ -214,8 +214,15 @@ func (p *Provisioner) register(ctx context.Context, tx pgx.Tx, name string, st s
 	if _, err := tx.Exec(ctx, "DELETE FROM "+registryTable+" WHERE name = $1", execMode, name); err != nil {
 		return Tenant{}, err
 	}
-	_, err := tx.Exec(ctx, "INSERT INTO "+registryTable+" (name, schema_oid, version) VALUES ($1, $2, $3)", execMode, name, t.OID, t.Version)
-	return t, err
+	if _, err := tx.Exec(ctx, "INSERT INTO "+registryTable+" (name, schema_oid, version) VALUES ($1, $2, $3)", execMode, name, t.OID, t.Version); err != nil {
+		return Tenant{}, err
+	}
+	if p.roles != nil { // before the migrations, whose tables the default privileges reach
+		if err := p.grantRole(ctx, tx, t, false); err != nil {
+			return Tenant{}, err
+		}
+	}
+	return t, nil
 }
 
 // ensureMarker makes the version marker view exist (for a new or adopted schema, or

@@ -51,7 +51,11 @@ func (p *Provisioner) Resume(ctx context.Context, name string) error {
 }
 
 func (p *Provisioner) setState(ctx context.Context, name string, s State) error {
-	return p.update(ctx, "set state", name, "state = $2", string(s))
+	var then func(context.Context, pgx.Tx, Tenant) error
+	if p.roles != nil { // the role follows: no logins while suspended
+		then = func(ctx context.Context, tx pgx.Tx, t Tenant) error { return p.lockRole(ctx, tx, t, s == Suspended) }
+	}
+	return p.update(ctx, "set state", name, "state = $2", string(s), then)
 }
 
 // SetMetadata merges metadata, which must marshal to a JSON object, into the tenant's
@@ -65,11 +69,12 @@ func (p *Provisioner) SetMetadata(ctx context.Context, name string, metadata any
 	if len(raw) == 0 || raw[0] != '{' {
 		return fmt.Errorf("schema: metadata of %q must be a JSON object, not %s", name, raw)
 	}
-	return p.update(ctx, "set metadata", name, "metadata = metadata || $2::jsonb", string(raw))
+	return p.update(ctx, "set metadata", name, "metadata = metadata || $2::jsonb", string(raw), nil)
 }
 
-// update sets one thing in an existing tenant's registration, under the name's lock.
-func (p *Provisioner) update(ctx context.Context, what, name, set, value string) error {
+// update sets one thing in an existing tenant's registration, under the name's lock,
+// then runs then (when not nil) in the same transaction.
+func (p *Provisioner) update(ctx context.Context, what, name, set, value string, then func(context.Context, pgx.Tx, Tenant) error) error {
 	if err := p.Validate(name); err != nil {
 		return err
 	}
@@ -87,8 +92,10 @@ func (p *Provisioner) update(ctx context.Context, what, name, set, value string)
 			case !st.ours:
 				return fmt.Errorf("schema: %s %q: %w", what, name, ErrForeign)
 			}
-			_, err = tx.Exec(ctx, "UPDATE "+registryTable+" SET "+set+" WHERE name = $1", execMode, name, value)
-			return err
+			if _, err = tx.Exec(ctx, "UPDATE "+registryTable+" SET "+set+" WHERE name = $1", execMode, name, value); err != nil || then == nil {
+				return err
+			}
+			return then(ctx, tx, Tenant{Name: name, OID: st.oid, Version: st.version})
 		})
 	})
 	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrForeign) {

@@ -133,7 +133,7 @@ func (p *Provisioner) stockStep(ctx context.Context, tx pgx.Tx) (done bool, err 
 	if n > p.spares { // too many: old ones first, then the oldest; a newer release's stay
 		extra, err := p.lockSpares(ctx, tx, "t.version <= $1", "t.version = $1, t.created_at", n-p.spares)
 		for _, spare := range extra {
-			err = errors.Join(err, dropSpare(ctx, tx, spare.Name))
+			err = errors.Join(err, p.dropSpare(ctx, tx, spare))
 		}
 		return len(extra) == 0, err
 	}
@@ -190,10 +190,16 @@ func (p *Provisioner) upgradeSpare(ctx context.Context, tx pgx.Tx, t Tenant) err
 	return p.checkSpare(ctx, tx, t)
 }
 
-// dropSpare drops a spare whose row the transaction has locked.
-func dropSpare(ctx context.Context, tx pgx.Tx, name string) error {
+// dropSpare drops a spare whose row the transaction has locked, with its role.
+func (p *Provisioner) dropSpare(ctx context.Context, tx pgx.Tx, t Tenant) error {
+	name := t.Name
 	if _, err := tx.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
 		return err
+	}
+	if p.roles != nil {
+		if err := p.dropRole(ctx, tx, t); err != nil {
+			return err
+		}
 	}
 	_, err := tx.Exec(ctx, "DELETE FROM "+registryTable+" WHERE name = $1 AND state = '"+spareState+"'", execMode, name)
 	return err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tenantkit/tenant"
 	"github.com/tenantkit/tenant/middleware"
+	"github.com/tenantkit/tenant/schema"
 )
 
 //go:embed migrations/*.sql
@@ -42,6 +43,9 @@ type Config struct {
 	AutoCreate bool           // provision a valid unknown tenant on its first request
 	Isolation  pgx.TxIsoLevel // of request transactions; default SERIALIZABLE
 	Logger     *slog.Logger
+	// RoleSecrets, when set, runs each tenant's requests as a login role of its own
+	// (tenant.Config.Roles), the first secret setting passwords. Default none.
+	RoleSecrets [][]byte
 }
 
 // App holds the tenant Manager and serves the HTTP contract.
@@ -61,7 +65,12 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.AutoCreate {
 		admission = tenant.AutoCreate(nil)
 	}
+	var roles *schema.Roles
+	if len(cfg.RoleSecrets) > 0 {
+		roles = &schema.Roles{Secrets: cfg.RoleSecrets}
+	}
 	mgr, err := tenant.New(ctx, tenant.Config{
+		Roles:      roles,
 		DSN:        cfg.DSN,
 		Pool:       cfg.Pool,
 		Resolver:   resolver(),

@@ -1,0 +1,238 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tenantkit/tenant/schema"
+)
+
+// rolePools hold the connections of tenant roles (Config.Roles): a pgxpool per role,
+// made on first use from the Manager's pool settings with the role's login, together
+// at most max connections. A connection needed while all are open closes the least
+// recently used idle one of another tenant, so the open ones are a warm set of the
+// busiest tenants. Each pool opens nothing until asked, and one unused for a while with
+// no connection is closed.
+type rolePools struct {
+	base  *pgxpool.Config
+	prov  *schema.Provisioner
+	slots chan struct{} // a token per connection open or opening: Config.RoleConns of them
+
+	mu    sync.Mutex
+	pools map[string]*rolePool
+}
+
+// slot follows, in an acquire's context, the token its pool's constructor took for a
+// new connection: the connection owns it once made (and gives it back as it closes);
+// a connection that could not be made leaves it to the acquire to give back.
+type slot struct{ state atomic.Int32 }
+
+const (
+	slotTaken    = 1 // by the constructor, for a connection being made
+	slotOwned    = 2 // by the connection
+	slotReturned = 3 // given back by the acquire that saw the constructor fail
+)
+
+type slotKey struct{}
+
+type rolePool struct {
+	*pgxpool.Pool
+	role      string
+	passwords []string     // newest first: a rotation in progress accepts either
+	current   atomic.Int32 // the password logins use
+	used      atomic.Int64 // when a request last asked for it (unix nanoseconds)
+}
+
+// unusedFor is how long a pool without connections stays before it is closed.
+const unusedFor = time.Minute
+
+// newRoleConns makes the rolePools of Config.Roles: on RolesDSN's server when set,
+// with the pool's other settings.
+func newRoleConns(p *pgxpool.Pool, prov *schema.Provisioner, cfg Config) (*rolePools, error) {
+	base := p.Config()
+	if cfg.RolesDSN != "" {
+		cc, err := pgx.ParseConfig(cfg.RolesDSN)
+		if err != nil {
+			return nil, fmt.Errorf("tenant: RolesDSN: %w", err)
+		}
+		base.ConnConfig.Config = cc.Config
+	}
+	n := cfg.RoleConns
+	if n <= 0 {
+		n = int(base.MaxConns)
+	}
+	return &rolePools{base: base, prov: prov, slots: make(chan struct{}, n), pools: map[string]*rolePool{}}, nil
+}
+
+// acquire returns a connection of the tenant's role. A login refused for its password
+// tries the older secrets (a rotation in progress); a pool closed as unused meanwhile
+// is made again.
+func (r *rolePools) acquire(ctx context.Context, b *binding) (*pgxpool.Conn, error) {
+	role, passwords, _, err := r.prov.Role(ctx, schema.Tenant{Name: b.name, OID: b.oid})
+	if err != nil {
+		return nil, err
+	}
+	for range len(passwords) + 2 {
+		p, err := r.pool(role, passwords)
+		if err != nil {
+			return nil, err
+		}
+		current := p.current.Load()
+		held := &slot{}
+		conn, err := p.Acquire(context.WithValue(ctx, slotKey{}, held))
+		if err != nil && held.state.CompareAndSwap(slotTaken, slotReturned) {
+			<-r.slots // the connection was not made
+		}
+		var pgErr *pgconn.PgError
+		switch {
+		case err == nil:
+			return conn, nil
+		case errors.As(err, &pgErr) && passwordRefused(pgErr) && len(p.passwords) > 1:
+			p.current.CompareAndSwap(current, (current+1)%int32(len(p.passwords)))
+		case err.Error() == "closed pool": // pgxpool's, unexported: swept meanwhile
+		default:
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("tenant: no connection for the tenant's role %s", role)
+}
+
+// passwordRefused reports whether a login failed for its password: 28P01 from
+// PostgreSQL; PgBouncer says 08P01, "SASL authentication failed" (SCRAM) or
+// "password authentication failed".
+func passwordRefused(err *pgconn.PgError) bool {
+	return err.Code == "28P01" || (err.Code == "08P01" && strings.Contains(err.Message, "authentication failed"))
+}
+
+// pool returns role's pool, made if missing; making one sweeps the pools unused and
+// empty.
+func (r *rolePools) pool(role string, passwords []string) (*rolePool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now().UnixNano()
+	if p := r.pools[role]; p != nil {
+		p.used.Store(now)
+		return p, nil
+	}
+	for name, p := range r.pools {
+		if now-p.used.Load() > int64(unusedFor) && p.Stat().TotalConns() == 0 {
+			p.Close()
+			delete(r.pools, name)
+		}
+	}
+	p := &rolePool{role: role, passwords: passwords}
+	cfg := r.base.Copy()
+	cfg.ConnConfig.User = role
+	delete(cfg.ConnConfig.RuntimeParams, "role")
+	cfg.MaxConns = int32(cap(r.slots))
+	cfg.MinConns, cfg.MinIdleConns = 0, 0
+	before, after, close := cfg.BeforeConnect, cfg.AfterConnect, cfg.BeforeClose
+	cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+		cc.Password = p.passwords[p.current.Load()]
+		if before != nil {
+			if err := before(ctx, cc); err != nil {
+				return err
+			}
+		}
+		held, _ := ctx.Value(slotKey{}).(*slot)
+		if held == nil {
+			return errors.New("tenant: a role connection made outside an acquire") // pgxpool makes none by itself: MinConns is 0
+		}
+		if err := r.take(ctx, p); err != nil {
+			return err
+		}
+		held.state.Store(slotTaken)
+		return nil
+	}
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		held, _ := ctx.Value(slotKey{}).(*slot)
+		if held == nil || !held.state.CompareAndSwap(slotTaken, slotOwned) {
+			// Its acquire gave up, and gave the token back: the connection goes.
+			return errors.New("tenant: a role connection made after its acquire gave up")
+		}
+		if after != nil {
+			return after(ctx, c)
+		}
+		return nil
+	}
+	cfg.BeforeClose = func(c *pgx.Conn) {
+		if close != nil {
+			close(c)
+		}
+		<-r.slots
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.Pool = pool
+	p.used.Store(now)
+	r.pools[role] = p
+	return p, nil
+}
+
+// take holds a token for a connection p is about to open, closing an idle connection
+// of the least recently used other pool when none is free, and waiting (as long as
+// ctx allows) while every connection is busy.
+func (r *rolePools) take(ctx context.Context, p *rolePool) error {
+	wait := 100 * time.Microsecond
+	for {
+		select {
+		case r.slots <- struct{}{}:
+			return nil
+		default:
+		}
+		r.evict(ctx, p)
+		select {
+		case r.slots <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("tenant: waiting for a connection of the tenants' roles: %w", ctx.Err())
+		case <-time.After(wait):
+			wait = min(2*wait, 10*time.Millisecond)
+		}
+	}
+}
+
+// evict closes one idle connection of the least recently used pool other than p that
+// has one; its token comes back as the pool destroys it.
+func (r *rolePools) evict(ctx context.Context, p *rolePool) {
+	r.mu.Lock()
+	var victim *rolePool
+	for _, q := range r.pools {
+		if q != p && q.Stat().IdleConns() > 0 && (victim == nil || q.used.Load() < victim.used.Load()) {
+			victim = q
+		}
+	}
+	r.mu.Unlock()
+	if victim == nil {
+		return
+	}
+	idle := victim.AcquireAllIdle(ctx)
+	for i, c := range idle {
+		if i == 0 {
+			_ = c.Conn().Close(ctx) // released closed: the pool destroys it
+		}
+		c.Release()
+	}
+}
+
+// close closes every pool.
+func (r *rolePools) close() {
+	r.mu.Lock()
+	pools := r.pools
+	r.pools = map[string]*rolePool{}
+	r.mu.Unlock()
+	for _, p := range pools {
+		p.Close()
+	}
+}

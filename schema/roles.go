@@ -1,0 +1,299 @@
+package schema
+
+// Per-tenant login roles (Config.Roles): each tenant's requests log in as a role of
+// its own, which may use its schema's tables and nothing else, so the database refuses
+// a request's SQL (a qualified name, an injection) that reaches another tenant.
+// docs/security.md has the threat model and the mechanisms rejected.
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Roles turns per-tenant login roles on (Config.Roles). The Provisioner's role must be
+// able to create roles (CREATEROLE, or a superuser) and to end their sessions
+// (pg_signal_backend), and must own the tenants' schemas.
+type Roles struct {
+	// Secrets derive the roles' passwords (HMAC-SHA256 of the role's name): none is
+	// stored anywhere. The first sets passwords; the others are older ones that
+	// logins still try, so that a rotation needs no downtime (docs/security.md).
+	// At least one, of 32 bytes or more.
+	Secrets [][]byte
+}
+
+// ErrRoles is wrapped by errors about per-tenant roles: a missing or short secret.
+var ErrRoles = errors.New("schema: per-tenant roles")
+
+func (r *Roles) check() error {
+	if len(r.Secrets) == 0 {
+		return fmt.Errorf("%w: no secret", ErrRoles)
+	}
+	for i, s := range r.Secrets {
+		if len(s) < 32 {
+			return fmt.Errorf("%w: secret %d is shorter than 32 bytes", ErrRoles, i)
+		}
+	}
+	return nil
+}
+
+// RoleName is the login role of tenant t in the database whose OID is database:
+// roles are cluster-wide, so the database is in the name, and the schema's OID is the
+// tenant's (a spare renamed at sign-up keeps it). Fixed length, under PostgreSQL's
+// 63 bytes whatever the tenant's name.
+func RoleName(database uint32, t Tenant) string {
+	return "tenant_" + strconv.FormatUint(uint64(database), 10) + "_" + strconv.FormatUint(uint64(t.OID), 10)
+}
+
+// groupRole is the role every tenant role of the database is a member of: it holds
+// what all tenants may do beyond their own schema (reading shared tables).
+func groupRole(database uint32) string {
+	return "tenant_" + strconv.FormatUint(uint64(database), 10) + "_tenants"
+}
+
+// Password is the password of role under secret. It never leaves the process but as
+// a SCRAM verifier (to the server) or in a login.
+func Password(secret []byte, role string) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(role))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// scramVerifier is what PostgreSQL stores for password (SCRAM-SHA-256, RFC 5802 and
+// 7677): sent instead of the password, it keeps the password out of statements, the
+// server's logs and pg_stat_statements.
+func scramVerifier(password string) (string, error) {
+	const iterations = 4096 // PostgreSQL's default (scram_iterations)
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
+	if err != nil {
+		return "", err
+	}
+	clientKey := hmacOf(salted, "Client Key")
+	storedKey := sha256.Sum256(clientKey)
+	serverKey := hmacOf(salted, "Server Key")
+	b64 := base64.StdEncoding.EncodeToString
+	return "SCRAM-SHA-256$" + strconv.Itoa(iterations) + ":" + b64(salt) + "$" + b64(storedKey[:]) + ":" + b64(serverKey), nil
+}
+
+func hmacOf(key []byte, msg string) []byte {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(msg))
+	return mac.Sum(nil)
+}
+
+// databaseOID is the OID of the database the Provisioner works in, asked once.
+func (p *Provisioner) databaseOID(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (uint32, error) {
+	if oid := p.dbOID.Load(); oid != 0 {
+		return oid, nil
+	}
+	var oid uint32
+	if err := q.QueryRow(ctx, "SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()", execMode).Scan(&oid); err != nil {
+		return 0, err
+	}
+	p.dbOID.Store(oid)
+	return oid, nil
+}
+
+// Role returns the login role of tenant t, and its password under the secrets, newest
+// first; ok is false when the Provisioner has no Roles.
+func (p *Provisioner) Role(ctx context.Context, t Tenant) (role string, passwords []string, ok bool, err error) {
+	if p.roles == nil {
+		return "", nil, false, nil
+	}
+	db, err := p.databaseOID(ctx, p.db)
+	if err != nil {
+		return "", nil, true, err
+	}
+	role = RoleName(db, t)
+	for _, s := range p.roles.Secrets {
+		passwords = append(passwords, Password(s, role))
+	}
+	return role, passwords, true, nil
+}
+
+// grantRole makes tenant t's login role, or brings one that exists back to what it
+// should have, in the transaction that makes (or repairs) the tenant: login unless
+// the tenant is suspended, the current password, no session defaults of its own
+// making, membership in the group role and no other, USAGE on the schema, DML on its
+// tables and sequences, including those later migrations make (default privileges of
+// the Provisioner's role), and no write to the migration records or the marker.
+func (p *Provisioner) grantRole(ctx context.Context, tx pgx.Tx, t Tenant, suspended bool) error {
+	db, err := p.databaseOID(ctx, tx)
+	if err != nil {
+		return err
+	}
+	role, group := RoleName(db, t), groupRole(db)
+	verifier, err := scramVerifier(Password(p.roles.Secrets[0], role))
+	if err != nil {
+		return err
+	}
+	r, g, s := pgx.Identifier{role}.Sanitize(), pgx.Identifier{group}.Sanitize(), pgx.Identifier{t.Name}.Sanitize()
+	login := "LOGIN"
+	if suspended {
+		login = "NOLOGIN"
+	}
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)", execMode, role).Scan(&exists); err != nil {
+		return err
+	}
+	// The verifier is a literal (utility statements take no parameters); it is not
+	// the password, and nothing here is logged.
+	if exists {
+		// (A tenant's role cannot have given itself more attributes: that takes a
+		// superuser, or CREATEROLE, which it lacks.)
+		_, err = tx.Exec(ctx, "ALTER ROLE "+r+" "+login+" INHERIT PASSWORD "+quoteLiteral(verifier)+"; ALTER ROLE "+r+" RESET ALL")
+	} else {
+		_, err = tx.Exec(ctx, "CREATE ROLE "+r+" "+login+" INHERIT PASSWORD "+quoteLiteral(verifier))
+	}
+	if err != nil {
+		return err
+	}
+	marker := VersionMarker(t).Sanitize()
+	_, err = tx.Exec(ctx, `DO $$ DECLARE m text; BEGIN
+		FOR m IN SELECT b.rolname FROM pg_catalog.pg_auth_members a JOIN pg_catalog.pg_roles b ON b.oid = a.roleid
+			WHERE a.member = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = `+quoteLiteral(role)+`) AND b.rolname <> `+quoteLiteral(group)+`
+		LOOP EXECUTE format('REVOKE %I FROM %I', m, `+quoteLiteral(role)+`); END LOOP; END $$;
+		GRANT `+g+` TO `+r+`;
+		GRANT USAGE ON SCHEMA `+s+` TO `+r+`;
+		GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA `+s+` TO `+r+`;
+		GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA `+s+` TO `+r+`;
+		ALTER DEFAULT PRIVILEGES IN SCHEMA `+s+` GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO `+r+`;
+		ALTER DEFAULT PRIVILEGES IN SCHEMA `+s+` GRANT USAGE, SELECT ON SEQUENCES TO `+r+`;
+		REVOKE INSERT, UPDATE, DELETE ON `+pgx.Identifier{t.Name, VersionTable}.Sanitize()+`, `+marker+` FROM `+r)
+	return err
+}
+
+// ensureGroup makes the database's group role of tenants, with SELECT on the shared
+// tables (those made later too). CONNECT and TEMPORARY on the databases stay as the
+// cluster's administrator set them (docs/security.md suggests what to revoke).
+func (p *Provisioner) ensureGroup(ctx context.Context, tx pgx.Tx) error {
+	db, err := p.databaseOID(ctx, tx)
+	if err != nil {
+		return err
+	}
+	group := groupRole(db)
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)", execMode, group).Scan(&exists); err != nil {
+		return err
+	}
+	g := pgx.Identifier{group}.Sanitize()
+	sql := ""
+	if !exists {
+		sql = "CREATE ROLE " + g + " NOLOGIN;"
+	}
+	if sql == "" && len(p.sharedMigrations) == 0 {
+		return nil
+	}
+	if len(p.sharedMigrations) > 0 {
+		sql += "CREATE SCHEMA IF NOT EXISTS " + SharedSchema + "; GRANT USAGE ON SCHEMA " + SharedSchema + " TO " + g +
+			"; GRANT SELECT ON ALL TABLES IN SCHEMA " + SharedSchema + " TO " + g +
+			"; ALTER DEFAULT PRIVILEGES IN SCHEMA " + SharedSchema + " GRANT SELECT ON TABLES TO " + g + ";"
+	}
+	_, err = tx.Exec(ctx, sql)
+	return err
+}
+
+// dropRole ends the sessions of tenant t's role and drops it, with what it was granted
+// in this database, in the transaction that drops the tenant.
+func (p *Provisioner) dropRole(ctx context.Context, tx pgx.Tx, t Tenant) error {
+	db, err := p.databaseOID(ctx, tx)
+	if err != nil {
+		return err
+	}
+	role := RoleName(db, t)
+	r := pgx.Identifier{role}.Sanitize()
+	_, err = tx.Exec(ctx, `DO $$ BEGIN
+		IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = `+quoteLiteral(role)+`) THEN
+			PERFORM pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = `+quoteLiteral(role)+`;
+			EXECUTE 'DROP OWNED BY `+r+`';
+			EXECUTE 'DROP ROLE `+r+`';
+		END IF; END $$`)
+	return err
+}
+
+// lockRole allows or refuses tenant t's logins, ending its sessions when it refuses
+// (a suspended tenant).
+func (p *Provisioner) lockRole(ctx context.Context, tx pgx.Tx, t Tenant, suspended bool) error {
+	db, err := p.databaseOID(ctx, tx)
+	if err != nil {
+		return err
+	}
+	role := RoleName(db, t)
+	login, end := "LOGIN", ""
+	if suspended {
+		login = "NOLOGIN"
+		end = "PERFORM pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = " + quoteLiteral(role) + ";"
+	}
+	_, err = tx.Exec(ctx, `DO $$ BEGIN
+		IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = `+quoteLiteral(role)+`) THEN
+			EXECUTE 'ALTER ROLE `+pgx.Identifier{role}.Sanitize()+` `+login+`'; `+end+`
+		END IF; END $$`)
+	return err
+}
+
+// quoteLiteral quotes s as an SQL string literal: only for values this package made
+// (role names of digits, SCRAM verifiers of base64), never for input.
+func quoteLiteral(s string) string {
+	out := []byte{'\''}
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\'' {
+			out = append(out, '\'')
+		}
+		out = append(out, s[i])
+	}
+	return string(append(out, '\''))
+}
+
+// RepairRoles brings every tenant's role (spares' too) to what it should have, one
+// transaction each: it makes a missing one (tenants made before Config.Roles was set),
+// sets the password of the first secret (the second step of a rotation), login as
+// the tenant's state allows, no session defaults the tenant set itself, and the
+// grants. It returns how many roles it repaired; ErrRoles without Config.Roles.
+func (p *Provisioner) RepairRoles(ctx context.Context) (int, error) {
+	if p.roles == nil {
+		return 0, fmt.Errorf("%w: the Provisioner has no Roles", ErrRoles)
+	}
+	if err := p.ensureShared(ctx); err != nil {
+		return 0, err
+	}
+	rows, err := p.db.Query(ctx, `SELECT t.name, t.schema_oid, t.version, t.state FROM `+registryTable+` t
+		JOIN pg_catalog.pg_namespace n ON n.oid = t.schema_oid AND n.nspname = t.name ORDER BY t.name`, execMode)
+	if err != nil {
+		return 0, err
+	}
+	type row struct {
+		t     Tenant
+		state State
+	}
+	tenants, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+		var x row
+		err := r.Scan(&x.t.Name, &x.t.OID, &x.t.Version, &x.state)
+		return x, err
+	})
+	if err != nil {
+		return 0, err
+	}
+	for i, x := range tenants {
+		err := p.retry(ctx, "repair role", x.t.Name, func() error {
+			return inTx(ctx, p.db, func(tx pgx.Tx) error { return p.grantRole(ctx, tx, x.t, x.state == Suspended) })
+		})
+		if err != nil {
+			return i, fmt.Errorf("schema: repair the role of %q: %w", x.t.Name, err)
+		}
+	}
+	return len(tenants), nil
+}
