@@ -80,16 +80,10 @@ func TestRolesBehindPgBouncer(t *testing.T) {
 		t.Cleanup(func() { _ = e.mgr.Drop(context.Background(), name) })
 	}
 
-	code, value := inRequest(t, e, a, "INSERT INTO items (name) VALUES ('via pgbouncer')", "SELECT session_user || ' ' || (SELECT count(*) FROM items)")
-	require.Equal(t, "", code)
-	assert.Equal(t, roleOf(t, e, a)+" 1", value)
-	code, _ = inRequest(t, e, a, "SELECT 1", `SELECT count(*)::text FROM "`+c+`".items`)
-	assert.Equal(t, "42501", code)
-	code, _ = inRequest(t, e, a, "SET ROLE "+roleOf(t, e, c), "")
-	assert.Equal(t, "42501", code)
+	checkRefusals(t, e, a, c, roleOf(t, e, a), roleOf(t, e, c))
 
 	rotating := manager(newSecret, oldSecret)
-	code, _ = inRequest(t, rotating, a, "SELECT 1", "SELECT count(*)::text FROM items")
+	code, _ := inRequest(t, rotating, a, "SELECT 1", "SELECT count(*)::text FROM items")
 	assert.Equal(t, "", code, "the old password, while the role has it")
 	_, err = rotating.mgr.Provisioner().RepairRoles(context.Background())
 	require.NoError(t, err)

@@ -34,8 +34,10 @@ import (
 )
 
 // Main runs the package's tests against a database created for them and dropped after
-// them; call it from TestMain and pass what it returns to os.Exit. A database left
-// behind by a test binary that was killed is dropped by the next run on the same host.
+// them, with the tenants' login roles made in it (tenant.Config.Roles: roles are the
+// cluster's, not the database's); call it from TestMain and pass what it returns to
+// os.Exit. A database left behind by a test binary that was killed is dropped by the
+// next run on the same host, with its roles.
 func Main(m *testing.M) int { return testdb.Main(m) }
 
 // URL is the connection string of the package's database. The test fails when the

@@ -234,13 +234,32 @@ func dropOrphans(ctx context.Context) {
 		}
 		_ = dropDatabase(ctx, n[0])
 	}
+	_ = exec(ctx, adminURL, dropLostRolesSQL)
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func dropDatabase(ctx context.Context, name string) error {
-	return exec(ctx, adminURL, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	if err := exec(ctx, adminURL, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return err
+	}
+	return exec(ctx, adminURL, dropLostRolesSQL)
 }
+
+// dropLostRolesSQL drops the tenant roles (tenant.Config.Roles, named
+// tenant_<database OID>_...) whose database is gone: roles are cluster-wide, and a
+// test that stopped before its cleanup, or an application's test that never dropped
+// its tenants, leaves them behind. Their grants went with the database.
+const dropLostRolesSQL = `DO $$ DECLARE r text; BEGIN
+	FOR r IN SELECT rolname FROM pg_catalog.pg_roles WHERE rolname ~ '^tenant_[0-9]+_'
+		AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE oid::text = split_part(rolname, '_', 2))
+	LOOP
+		PERFORM pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = r;
+		BEGIN
+			EXECUTE format('DROP ROLE IF EXISTS %I', r);
+		EXCEPTION WHEN dependent_objects_still_exist THEN NULL; -- granted something elsewhere: not ours to drop
+		END;
+	END LOOP; END $$`
 
 // withDatabase swaps the database of a connection string (URL or keyword/value form).
 func withDatabase(connString, db string) string {

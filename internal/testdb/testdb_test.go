@@ -62,3 +62,29 @@ func databaseName(t *testing.T) string {
 	require.NoError(t, err)
 	return cfg.Database
 }
+
+// A database dropped takes with it the tenant roles named after it (roles are the
+// cluster's), and only those: a role of a database that still exists stays.
+func TestDropDatabaseDropsItsTenantRoles(t *testing.T) {
+	ctx := context.Background()
+	name, err := createDatabase(ctx)
+	require.NoError(t, err)
+	c, err := pgx.Connect(ctx, adminURL)
+	require.NoError(t, err)
+	defer c.Close(ctx)
+	var gone, kept uint32
+	require.NoError(t, c.QueryRow(ctx, "SELECT oid FROM pg_database WHERE datname = $1", name).Scan(&gone))
+	require.NoError(t, c.QueryRow(ctx, "SELECT oid FROM pg_database WHERE datname = current_database()").Scan(&kept))
+	goneRole, keptRole := fmt.Sprintf("tenant_%d_1", gone), fmt.Sprintf("tenant_%d_1", kept)
+	_, err = c.Exec(ctx, "CREATE ROLE "+goneRole+"; CREATE ROLE "+keptRole)
+	require.NoError(t, err)
+	defer func() { _, _ = c.Exec(ctx, "DROP ROLE IF EXISTS "+keptRole) }()
+
+	require.NoError(t, dropDatabase(ctx, name))
+	var roles []string
+	rows, err := c.Query(ctx, "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1) ORDER BY 1", []string{goneRole, keptRole})
+	require.NoError(t, err)
+	roles, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	assert.Equal(t, []string{keptRole}, roles)
+}
