@@ -154,12 +154,35 @@ func (b *binding) keyedBatch(batch *pgx.Batch) *pgx.Batch {
 // statement another request could EXECUTE; listing them to deallocate costs more than
 // a request, so only such requests do it), LISTEN (notifications pgx has already
 // buffered on the connection), DEALLOCATE and DISCARD (pgx's statement cache would
-// name statements the server no longer has). It looks for the keyword as a whole word,
-// so a column named prepared_at does not count. SQL run inside a server-side function
-// is not seen.
+// name statements the server no longer has), and an anonymous code block (DO), whose
+// dynamic SQL can do all of these unseen (even replace a statement the session
+// prepared for its own end). It looks for the keyword as a whole word, so a column
+// named prepared_at does not count, nor ON CONFLICT DO NOTHING. SQL run inside a
+// server-side function is not seen.
 func leavesSessionState(sql string) bool {
 	for _, word := range [...]string{"prepare", "listen", "deallocate", "discard"} {
 		if containsWord(sql, word) {
+			return true
+		}
+	}
+	return containsDoBlock(sql)
+}
+
+// containsDoBlock reports whether sql has DO followed by its code (a string: $$, $tag$,
+// '…', E'…') or LANGUAGE, as an anonymous code block has and ON CONFLICT DO does not.
+func containsDoBlock(sql string) bool {
+	for i := 0; i+2 <= len(sql); i++ {
+		if !strings.EqualFold(sql[i:i+2], "do") || (i > 0 && isWordByte(sql[i-1])) || (i+2 < len(sql) && isWordByte(sql[i+2])) {
+			continue
+		}
+		rest := strings.TrimLeft(sql[i+2:], " \t\r\n")
+		switch {
+		case rest == "":
+		case rest[0] == '$' || rest[0] == '\'':
+			return true
+		case len(rest) > 1 && (rest[0] == 'E' || rest[0] == 'e') && rest[1] == '\'':
+			return true
+		case len(rest) >= 8 && strings.EqualFold(rest[:8], "language"):
 			return true
 		}
 	}

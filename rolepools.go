@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,24 +26,12 @@ import (
 type rolePools struct {
 	base  *pgxpool.Config
 	prov  *schema.Provisioner
-	slots chan struct{} // a token per connection open or opening: Config.RoleConns of them
+	slots chan struct{} // a token per network connection open: Config.RoleConns of them
 
-	mu    sync.Mutex
-	pools map[string]*rolePool
+	mu     sync.Mutex
+	pools  map[string]*rolePool
+	closed bool
 }
-
-// slot follows, in an acquire's context, the token its pool's constructor took for a
-// new connection: the connection owns it once made (and gives it back as it closes);
-// a connection that could not be made leaves it to the acquire to give back.
-type slot struct{ state atomic.Int32 }
-
-const (
-	slotTaken    = 1 // by the constructor, for a connection being made
-	slotOwned    = 2 // by the connection
-	slotReturned = 3 // given back by the acquire that saw the constructor fail
-)
-
-type slotKey struct{}
 
 type rolePool struct {
 	*pgxpool.Pool
@@ -87,11 +76,7 @@ func (r *rolePools) acquire(ctx context.Context, b *binding) (*pgxpool.Conn, err
 			return nil, err
 		}
 		current := p.current.Load()
-		held := &slot{}
-		conn, err := p.Acquire(context.WithValue(ctx, slotKey{}, held))
-		if err != nil && held.state.CompareAndSwap(slotTaken, slotReturned) {
-			<-r.slots // the connection was not made
-		}
+		conn, err := p.Acquire(ctx)
 		var pgErr *pgconn.PgError
 		switch {
 		case err == nil:
@@ -106,6 +91,13 @@ func (r *rolePools) acquire(ctx context.Context, b *binding) (*pgxpool.Conn, err
 	return nil, fmt.Errorf("tenant: no connection for the tenant's role %s", role)
 }
 
+// roleRefused reports whether a login failed because the role does not exist or may
+// not log in: 28000 from PostgreSQL, 08P01 "no such user" from PgBouncer.
+func roleRefused(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "28000" || (pgErr.Code == "08P01" && strings.Contains(pgErr.Message, "no such user")))
+}
+
 // passwordRefused reports whether a login failed for its password: 28P01 from
 // PostgreSQL; PgBouncer says 08P01, "SASL authentication failed" (SCRAM) or
 // "password authentication failed".
@@ -118,6 +110,9 @@ func passwordRefused(err *pgconn.PgError) bool {
 func (r *rolePools) pool(role string, passwords []string) (*rolePool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return nil, errors.New("tenant: the Manager is closed")
+	}
 	now := time.Now().UnixNano()
 	if p := r.pools[role]; p != nil {
 		p.used.Store(now)
@@ -135,40 +130,32 @@ func (r *rolePools) pool(role string, passwords []string) (*rolePool, error) {
 	delete(cfg.ConnConfig.RuntimeParams, "role")
 	cfg.MaxConns = int32(cap(r.slots))
 	cfg.MinConns, cfg.MinIdleConns = 0, 0
-	before, after, close := cfg.BeforeConnect, cfg.AfterConnect, cfg.BeforeClose
+	// The login is the role's whatever the application's BeforeConnect does (one that
+	// fetches its own credentials would otherwise log in as the application), and a
+	// connection that turns out to run as anyone else is refused.
+	before, after := cfg.BeforeConnect, cfg.AfterConnect
 	cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
-		cc.Password = p.passwords[p.current.Load()]
 		if before != nil {
 			if err := before(ctx, cc); err != nil {
 				return err
 			}
 		}
-		held, _ := ctx.Value(slotKey{}).(*slot)
-		if held == nil {
-			return errors.New("tenant: a role connection made outside an acquire") // pgxpool makes none by itself: MinConns is 0
-		}
-		if err := r.take(ctx, p); err != nil {
-			return err
-		}
-		held.state.Store(slotTaken)
+		cc.User, cc.Password = role, p.passwords[p.current.Load()]
+		cc.DialFunc = r.dialer(cc.DialFunc, p)
 		return nil
 	}
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		held, _ := ctx.Value(slotKey{}).(*slot)
-		if held == nil || !held.state.CompareAndSwap(slotTaken, slotOwned) {
-			// Its acquire gave up, and gave the token back: the connection goes.
-			return errors.New("tenant: a role connection made after its acquire gave up")
+		var session, current string
+		if err := c.QueryRow(ctx, "SELECT session_user, current_user", pgx.QueryExecModeSimpleProtocol).Scan(&session, &current); err != nil {
+			return err
+		}
+		if session != role || current != role {
+			return fmt.Errorf("tenant: a connection for the role %s runs as %s (%s)", role, session, current)
 		}
 		if after != nil {
 			return after(ctx, c)
 		}
 		return nil
-	}
-	cfg.BeforeClose = func(c *pgx.Conn) {
-		if close != nil {
-			close(c)
-		}
-		<-r.slots
 	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
@@ -178,6 +165,41 @@ func (r *rolePools) pool(role string, passwords []string) (*rolePool, error) {
 	p.used.Store(now)
 	r.pools[role] = p
 	return p, nil
+}
+
+// dialer wraps dial so that every network connection of a tenant role holds a token
+// from the moment it is dialled until it closes: whatever ends it (a refused login, a
+// failed AfterConnect, an acquire that gave up while the login went on, eviction,
+// Close), the token comes back exactly once, and the roles never hold more than
+// RoleConns connections.
+func (r *rolePools) dialer(dial pgconn.DialFunc, p *rolePool) pgconn.DialFunc {
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if err := r.take(ctx, p); err != nil {
+			return nil, err
+		}
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			<-r.slots
+			return nil, err
+		}
+		return &tokenConn{Conn: c, give: func() { <-r.slots }}, nil
+	}
+}
+
+// tokenConn gives its token back when it closes, once.
+type tokenConn struct {
+	net.Conn
+	once sync.Once
+	give func()
+}
+
+func (c *tokenConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.give)
+	return err
 }
 
 // take holds a token for a connection p is about to open, closing an idle connection
@@ -226,11 +248,11 @@ func (r *rolePools) evict(ctx context.Context, p *rolePool) {
 	}
 }
 
-// close closes every pool.
+// close closes every pool, and refuses to make more.
 func (r *rolePools) close() {
 	r.mu.Lock()
 	pools := r.pools
-	r.pools = map[string]*rolePool{}
+	r.pools, r.closed = map[string]*rolePool{}, true
 	r.mu.Unlock()
 	for _, p := range pools {
 		p.Close()

@@ -148,6 +148,17 @@ func (s *session) begin(ctx context.Context, ride rideAlong) (rode bool, err err
 	for {
 		s.pending = slices.Clone(pending)
 		conn, err := s.acquire(ctx)
+		if err != nil && s.roles != nil && !refreshed && roleRefused(err) {
+			// The tenant's role is gone or may not log in: the tenant was dropped
+			// (perhaps made again, with another role) or suspended elsewhere. Admission
+			// answers as it would for a moved marker.
+			b, rerr := s.admit.refresh(ctx, s.b)
+			if rerr != nil {
+				return false, s.beginFailed(ctx, rerr)
+			}
+			s.b, refreshed = b, true
+			continue
+		}
 		if err != nil {
 			return false, s.beginFailed(ctx, fmt.Errorf("%w: %w", ErrUnavailable, err))
 		}

@@ -226,9 +226,16 @@ func (p *Provisioner) Drop(ctx context.Context, name string) error {
 			case st.exists && !st.ours:
 				return fmt.Errorf("schema: drop %q: %w", name, ErrForeign)
 			case !st.exists:
-				missing = true // a registration left by a DROP SCHEMA made by hand goes too
-				_, err := tx.Exec(ctx, "DELETE FROM "+registryTable+" WHERE name = $1", execMode, name)
-				return err
+				missing = true // a registration left by a DROP SCHEMA made by hand goes too, with its role
+				var oid uint32
+				err := tx.QueryRow(ctx, "DELETE FROM "+registryTable+" WHERE name = $1 RETURNING schema_oid", execMode, name).Scan(&oid)
+				if errors.Is(err, pgx.ErrNoRows) || (err == nil && p.roles == nil) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				return p.dropRole(ctx, tx, Tenant{Name: name, OID: oid})
 			}
 			// The marker first, as requests take it: DROP SCHEMA takes the tables first
 			// and the marker last, so a request that began meanwhile would hold the

@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -155,12 +156,28 @@ func (p *Provisioner) grantRole(ctx context.Context, tx pgx.Tx, t Tenant, suspen
 	if exists {
 		// (A tenant's role cannot have given itself more attributes: that takes a
 		// superuser, or CREATEROLE, which it lacks.)
-		_, err = tx.Exec(ctx, "ALTER ROLE "+r+" "+login+" INHERIT PASSWORD "+quoteLiteral(verifier)+"; ALTER ROLE "+r+" RESET ALL")
+		_, err = tx.Exec(ctx, "ALTER ROLE "+r+" "+login+" INHERIT PASSWORD "+quoteLiteral(verifier))
 	} else {
 		_, err = tx.Exec(ctx, "CREATE ROLE "+r+" "+login+" INHERIT PASSWORD "+quoteLiteral(verifier))
 	}
 	if err != nil {
 		return err
+	}
+	if exists {
+		// Defaults the role gave itself (ALTER ROLE itself SET role, search_path, …, for
+		// the database or all) hold for every login: they go, and so do the sessions
+		// that logged in under them.
+		_, err = tx.Exec(ctx, `DO $$ DECLARE rid oid := (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = `+quoteLiteral(role)+`); BEGIN
+			IF EXISTS (SELECT 1 FROM pg_catalog.pg_db_role_setting WHERE setrole = rid)
+			   OR EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members a JOIN pg_catalog.pg_roles b ON b.oid = a.roleid
+			              WHERE a.member = rid AND b.rolname <> `+quoteLiteral(group)+`) THEN
+				EXECUTE format('ALTER ROLE %I RESET ALL', `+quoteLiteral(role)+`);
+				EXECUTE format('ALTER ROLE %I IN DATABASE %I RESET ALL', `+quoteLiteral(role)+`, current_database());
+				PERFORM pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = `+quoteLiteral(role)+` AND pid <> pg_backend_pid();
+			END IF; END $$`)
+		if err != nil {
+			return err
+		}
 	}
 	marker := VersionMarker(t).Sanitize()
 	_, err = tx.Exec(ctx, `DO $$ DECLARE m text; BEGIN
@@ -225,23 +242,39 @@ func (p *Provisioner) dropRole(ctx context.Context, tx pgx.Tx, t Tenant) error {
 	return err
 }
 
-// lockRole allows or refuses tenant t's logins, ending its sessions when it refuses
-// (a suspended tenant).
+// lockRole allows or refuses tenant t's logins. Refusing, it first waits for the
+// tenant's requests in flight (the version marker, as a migration does), so that they
+// finish; the sessions are ended after the commit (endSessions).
 func (p *Provisioner) lockRole(ctx context.Context, tx pgx.Tx, t Tenant, suspended bool) error {
 	db, err := p.databaseOID(ctx, tx)
 	if err != nil {
 		return err
 	}
 	role := RoleName(db, t)
-	login, end := "LOGIN", ""
+	login := "LOGIN"
 	if suspended {
 		login = "NOLOGIN"
-		end = "PERFORM pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = " + quoteLiteral(role) + ";"
+		if err := ensureMarker(ctx, tx, t); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "LOCK TABLE "+VersionMarker(t).Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+			return err
+		}
 	}
 	_, err = tx.Exec(ctx, `DO $$ BEGIN
 		IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = `+quoteLiteral(role)+`) THEN
-			EXECUTE 'ALTER ROLE `+pgx.Identifier{role}.Sanitize()+` `+login+`'; `+end+`
+			EXECUTE 'ALTER ROLE `+pgx.Identifier{role}.Sanitize()+` `+login+`';
 		END IF; END $$`)
+	return err
+}
+
+// endSessions ends the sessions of tenant t's role.
+func (p *Provisioner) endSessions(ctx context.Context, t Tenant) error {
+	db, err := p.databaseOID(ctx, p.db)
+	if err != nil {
+		return err
+	}
+	_, err = p.db.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = $1", execMode, RoleName(db, t))
 	return err
 }
 
@@ -270,30 +303,78 @@ func (p *Provisioner) RepairRoles(ctx context.Context) (int, error) {
 	if err := p.ensureShared(ctx); err != nil {
 		return 0, err
 	}
-	rows, err := p.db.Query(ctx, `SELECT t.name, t.schema_oid, t.version, t.state FROM `+registryTable+` t
-		JOIN pg_catalog.pg_namespace n ON n.oid = t.schema_oid AND n.nspname = t.name ORDER BY t.name`, execMode)
+	rows, err := p.db.Query(ctx, `SELECT t.name FROM `+registryTable+` t ORDER BY t.name`, execMode)
 	if err != nil {
 		return 0, err
 	}
-	type row struct {
-		t     Tenant
-		state State
-	}
-	tenants, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
-		var x row
-		err := r.Scan(&x.t.Name, &x.t.OID, &x.t.Version, &x.state)
-		return x, err
-	})
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return 0, err
 	}
-	for i, x := range tenants {
-		err := p.retry(ctx, "repair role", x.t.Name, func() error {
-			return inTx(ctx, p.db, func(tx pgx.Tx) error { return p.grantRole(ctx, tx, x.t, x.state == Suspended) })
+	if err := p.pruneRoles(ctx); err != nil {
+		return 0, err
+	}
+	repaired := 0
+	for _, name := range names {
+		var done bool
+		err := p.retry(ctx, "repair role", name, func() error {
+			done = false
+			return inTx(ctx, p.db, func(tx pgx.Tx) (err error) {
+				done, err = p.repairRole(ctx, tx, name)
+				return err
+			})
 		})
 		if err != nil {
-			return i, fmt.Errorf("schema: repair the role of %q: %w", x.t.Name, err)
+			return repaired, fmt.Errorf("schema: repair the role of %q: %w", name, err)
+		}
+		if done {
+			repaired++
 		}
 	}
-	return len(tenants), nil
+	return repaired, nil
+}
+
+// pruneRoles drops the tenant roles of this database that no registered tenant has:
+// those of schemas dropped by hand, which could still log in and read shared tables.
+func (p *Provisioner) pruneRoles(ctx context.Context) error {
+	db, err := p.databaseOID(ctx, p.db)
+	if err != nil {
+		return err
+	}
+	prefix := "tenant_" + strconv.FormatUint(uint64(db), 10) + "_"
+	rows, err := p.db.Query(ctx, `SELECT rolname::text FROM pg_catalog.pg_roles
+		WHERE starts_with(rolname, $1) AND rolname <> $2
+		  AND NOT EXISTS (SELECT 1 FROM `+registryTable+` t WHERE $1 || t.schema_oid::text = rolname)`, execMode, prefix, groupRole(db))
+	if err != nil {
+		return err
+	}
+	orphans, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, role := range orphans {
+		oid, err := strconv.ParseUint(role[len(prefix):], 10, 32)
+		if err != nil {
+			continue // not a name this package makes
+		}
+		if err := inTx(ctx, p.db, func(tx pgx.Tx) error { return p.dropRole(ctx, tx, Tenant{OID: uint32(oid)}) }); err != nil {
+			return fmt.Errorf("schema: drop the role %s of no tenant: %w", role, err)
+		}
+		p.log.InfoContext(ctx, "dropped the role of no tenant", slog.String("role", role))
+	}
+	return nil
+}
+
+// repairRole repairs the role of tenant name under the name's lock, as the tenant is
+// then (suspended or not); done is false for a tenant dropped meanwhile.
+func (p *Provisioner) repairRole(ctx context.Context, tx pgx.Tx, name string) (done bool, err error) {
+	st, err := inspect(ctx, tx, name)
+	if err != nil || !st.exists || !st.ours {
+		return false, err
+	}
+	var state State
+	if err := tx.QueryRow(ctx, "SELECT state FROM "+registryTable+" WHERE name = $1", execMode, name).Scan(&state); err != nil {
+		return false, err
+	}
+	return true, p.grantRole(ctx, tx, Tenant{Name: name, OID: st.oid, Version: st.version}, state == Suspended)
 }

@@ -52,10 +52,21 @@ func (p *Provisioner) Resume(ctx context.Context, name string) error {
 
 func (p *Provisioner) setState(ctx context.Context, name string, s State) error {
 	var then func(context.Context, pgx.Tx, Tenant) error
+	var tenant Tenant
 	if p.roles != nil { // the role follows: no logins while suspended
-		then = func(ctx context.Context, tx pgx.Tx, t Tenant) error { return p.lockRole(ctx, tx, t, s == Suspended) }
+		then = func(ctx context.Context, tx pgx.Tx, t Tenant) error {
+			tenant = t
+			return p.lockRole(ctx, tx, t, s == Suspended)
+		}
 	}
-	return p.update(ctx, "set state", name, "state = $2", string(s), then)
+	err := p.update(ctx, "set state", name, "state = $2", string(s), then)
+	if err == nil && p.roles != nil && s == Suspended {
+		// Once NOLOGIN is committed: the sessions that logged in before it, idle or
+		// let in behind the suspension, end (a request among them runs again and
+		// finds the tenant suspended).
+		err = p.endSessions(ctx, tenant)
+	}
+	return err
 }
 
 // SetMetadata merges metadata, which must marshal to a JSON object, into the tenant's
