@@ -289,7 +289,9 @@ func inFlight(t *testing.T, e *env, name string) <-chan string {
 		done <- code
 	}()
 	require.Eventually(t, func() bool {
-		return e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND state = 'active'`, roleOf(t, e, name)) == 1
+		// In its statement, past the begin (a new connection's own first query is
+		// active too, before the request holds anything).
+		return e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND state = 'active' AND query LIKE '%pg_sleep(0.4)%'`, roleOf(t, e, name)) == 1
 	}, 5*time.Second, 5*time.Millisecond)
 	return done
 }
