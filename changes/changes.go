@@ -38,6 +38,7 @@ const (
 	Truncate Op = 'T' // the whole table; Key is nil
 )
 
+// String is the operation in words: insert, update, delete, truncate.
 func (o Op) String() string {
 	switch o {
 	case Insert:
@@ -68,6 +69,7 @@ type Change struct {
 	Missed bool
 }
 
+// String is the change for a log line: "insert acme.documents 42".
 func (c Change) String() string {
 	return fmt.Sprintf("%s %s.%s %s", c.Op, c.Schema, c.Table, strings.Join(c.Key, ","))
 }
