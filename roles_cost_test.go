@@ -61,12 +61,7 @@ func TestRolesCost(t *testing.T) {
 	t.Cleanup(func() {
 		admin := testdb.Pool(t)
 		dropSchemas(admin, names)
-		_, err := admin.Exec(context.Background(), `DO $$ DECLARE r text; BEGIN
-			FOR r IN SELECT rolname FROM pg_roles WHERE rolname LIKE 'tenant\_' || (SELECT oid FROM pg_database WHERE datname = current_database()) || '\_%' LOOP
-				PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = r;
-				EXECUTE format('DROP OWNED BY %I', r); EXECUTE format('DROP ROLE %I', r);
-			END LOOP; END $$`)
-		require.NoError(t, err)
+		dropTenantRoles(t, admin)
 	})
 	require.NoError(t, g.Wait())
 	t.Logf("%d tenants with their roles provisioned in %v", n, time.Since(start))

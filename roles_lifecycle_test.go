@@ -97,16 +97,7 @@ func TestRolesFromStock(t *testing.T) {
 }
 
 // dropRolesOn is dropRoles for an env on a database of its own.
-func dropRolesOn(t *testing.T, e *env) {
-	ctx := context.Background()
-	_, err := e.pool.Exec(ctx, `DO $$ DECLARE r text; BEGIN
-		FOR r IN SELECT rolname FROM pg_roles WHERE rolname LIKE 'tenant\_' || (SELECT oid FROM pg_database WHERE datname = current_database()) || '\_%' LOOP
-			PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = r;
-			EXECUTE format('DROP OWNED BY %I', r);
-			EXECUTE format('DROP ROLE %I', r);
-		END LOOP; END $$`)
-	assert.NoError(t, err)
-}
+func dropRolesOn(t *testing.T, e *env) { dropTenantRoles(t, e.pool) }
 
 // Shared tables are the tenants' to read, not to write; change signals fire for a
 // tenant role's writes.

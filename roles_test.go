@@ -9,6 +9,7 @@ import (
 	"testing/fstest"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -42,9 +43,11 @@ func rolesEnv(t *testing.T, cfg tenant.Config, tenants ...string) *env {
 
 // dropRoles drops what tenant roles a test left: those of tenants it did not drop,
 // and the database's group.
-func dropRoles(t *testing.T, e *env) {
-	ctx := context.Background()
-	_, err := e.admin.Exec(ctx, `DO $$ DECLARE r text; BEGIN
+func dropRoles(t *testing.T, e *env) { dropTenantRoles(t, e.admin) }
+
+// dropTenantRoles drops the tenant roles of db's database, with their grants.
+func dropTenantRoles(t *testing.T, db *pgxpool.Pool) {
+	_, err := db.Exec(context.Background(), `DO $$ DECLARE r text; BEGIN
 		FOR r IN SELECT rolname FROM pg_roles WHERE rolname LIKE 'tenant\_' || (SELECT oid FROM pg_database WHERE datname = current_database()) || '\_%' LOOP
 			PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = r;
 			EXECUTE format('DROP OWNED BY %I', r);
