@@ -243,9 +243,6 @@ func TestRedteamChangesSteadilySlowSubscriberThrottlesOthers(t *testing.T) {
 			}
 		}
 	})
-	defer wg.Wait()
-	defer close(stop)
-
 	const burst = 30
 	start := time.Now()
 	e.exec(t, `INSERT INTO "`+a+`".rekey SELECT g, 'burst' FROM generate_series($1::int, $2::int) g`, changes.Buffer+1, changes.Buffer+burst)
@@ -253,9 +250,21 @@ func TestRedteamChangesSteadilySlowSubscriberThrottlesOthers(t *testing.T) {
 		c := next(t, fast)
 		require.Equal(t, []string{fmt.Sprint(changes.Buffer + i)}, c.Key)
 	}
-	elapsed := time.Since(start)
-	t.Logf("an attentive subscriber got %d changes of one statement in %v", burst, elapsed)
-	assert.Less(t, elapsed, 3*changes.Patience, "one slow reader delays the others by at most the patience")
+	t.Logf("an attentive subscriber got %d changes of one statement in %v", burst, time.Since(start))
+
+	// The Feed stopped waiting for the slow reader once its patience was spent (before
+	// the fix it waited for it at every change, and it never missed one): the slow
+	// subscriber, drained, hears of the next change with Missed set. (No timing is
+	// asserted: the reader's 40 ms steps decide, not the machine's speed.)
+	close(stop)
+	wg.Wait()
+	for len(slow.C) > 0 {
+		<-slow.C
+	}
+	e.exec(t, `INSERT INTO "`+a+`".rekey VALUES (-1, 'mark')`)
+	c := next(t, slow)
+	assert.Equal(t, []string{"-1"}, c.Key)
+	assert.True(t, c.Missed, "the slow reader missed changes rather than hold the others")
 }
 
 // Manager.Close with subscribers whose buffers are full (they never read) returns
@@ -298,7 +307,7 @@ func TestRedteamChangesCloseWhileBlockedAndRacing(t *testing.T) {
 	e.mgr.Close()
 	close(stop)
 	wg.Wait()
-	assert.Less(t, time.Since(start), 2*time.Second, "Close does not wait on stuck subscribers")
+	assert.Less(t, time.Since(start), 10*time.Second, "Close does not wait on stuck subscribers (a deadline for a hang, not a timing)")
 	for _, sub := range stuck {
 		n := 0
 		for range sub.C {
