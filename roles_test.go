@@ -2,20 +2,16 @@ package tenant_test
 
 import (
 	"context"
-	"errors"
-	"net/http"
 	"sync"
 	"testing"
 	"testing/fstest"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantkit/tenant"
 	"github.com/tenantkit/tenant/schema"
-	"github.com/tenantkit/tenant/tenantctx"
 )
 
 // roleSecret is the tests' secret for tenant roles' passwords.
@@ -69,23 +65,11 @@ func roleOf(t *testing.T, e *env, name string) string {
 
 // inRequest runs sql (several statements allowed, as an injection would) in a request
 // of tenant name, then reads one value with read (when not empty), and returns the
-// SQLSTATE of the first failure ("" when none) and the value read.
+// SQLSTATE of the first failure ("" when none) and the value read: inRequestCtx's,
+// without a context of its own.
 func inRequest(t *testing.T, e *env, name, sql, read string) (code, value string) {
 	t.Helper()
-	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		db := tenantctx.Session(r.Context())
-		_, err := db.Exec(r.Context(), sql)
-		if err == nil && read != "" {
-			err = db.QueryRow(r.Context(), read).Scan(&value)
-		}
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) {
-			code = pgErr.Code
-		} else if err != nil {
-			code = err.Error()
-		}
-	}))
-	do(h, "POST", "/", nil, "X-Tenant", name)
+	_, code, value = inRequestCtx(t, context.Background(), e, name, sql, read)
 	return code, value
 }
 

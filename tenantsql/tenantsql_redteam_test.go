@@ -17,27 +17,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tenantkit/tenant"
-	"github.com/tenantkit/tenant/middleware"
 	"github.com/tenantkit/tenant/pool"
 	"github.com/tenantkit/tenant/tenantctx"
 	"github.com/tenantkit/tenant/tenantsql"
-	"github.com/tenantkit/tenant/tenanttest"
 )
-
-// setupWith is setup with other pool options (more connections, another exec mode).
-func setupWith(t *testing.T, opts []pool.Option, names ...string) *tenant.Manager {
-	t.Helper()
-	mgr := tenanttest.New(t, tenant.Config{
-		Migrations:  migrations,
-		Resolver:    middleware.Header("X-Tenant"),
-		PoolOptions: opts,
-	})
-	for _, name := range names {
-		tenanttest.Tenant(t, mgr, name)
-	}
-	return mgr
-}
 
 // A sql.Tx, a *sql.Conn and a request context kept after their request ended reach
 // nothing: each call fails with ErrSessionEnded and runs nowhere, not in the request's

@@ -37,10 +37,16 @@ var db = tenantsql.Open()
 // one's backend) and provisions the tenants; the names get the test's prefix.
 func setup(t *testing.T, names ...string) *tenant.Manager {
 	t.Helper()
+	return setupWith(t, []pool.Option{pool.WithMaxConns(1)}, names...)
+}
+
+// setupWith is setup with the pool's options given.
+func setupWith(t *testing.T, opts []pool.Option, names ...string) *tenant.Manager {
+	t.Helper()
 	mgr := tenanttest.New(t, tenant.Config{
 		Migrations:  migrations,
 		Resolver:    middleware.Header("X-Tenant"),
-		PoolOptions: []pool.Option{pool.WithMaxConns(1)},
+		PoolOptions: opts,
 	})
 	for _, name := range names {
 		tenanttest.Tenant(t, mgr, name)
