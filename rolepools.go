@@ -29,7 +29,7 @@ type rolePools struct {
 	slots chan struct{} // a token per network connection open: Config.RoleConns of them
 
 	mu     sync.Mutex
-	pools  map[string]*rolePool
+	pools  map[uint32]*rolePool // by the tenant schema's OID, which names the role
 	closed bool
 }
 
@@ -59,21 +59,20 @@ func newRoleConns(p *pgxpool.Pool, prov *schema.Provisioner, cfg Config) (*roleP
 	if n <= 0 {
 		n = int(base.MaxConns)
 	}
-	return &rolePools{base: base, prov: prov, slots: make(chan struct{}, n), pools: map[string]*rolePool{}}, nil
+	return &rolePools{base: base, prov: prov, slots: make(chan struct{}, n), pools: map[uint32]*rolePool{}}, nil
 }
 
 // acquire returns a connection of the tenant's role. A login refused for its password
 // tries the older secrets (a rotation in progress); a pool closed as unused meanwhile
 // is made again.
 func (r *rolePools) acquire(ctx context.Context, b *binding) (*pgxpool.Conn, error) {
-	role, passwords, _, err := r.prov.Role(ctx, schema.Tenant{Name: b.name, OID: b.oid})
-	if err != nil {
-		return nil, err
-	}
-	for range len(passwords) + 2 {
-		p, err := r.pool(role, passwords)
+	for attempt := 0; ; attempt++ {
+		p, err := r.pool(ctx, b)
 		if err != nil {
 			return nil, err
+		}
+		if attempt > len(p.passwords)+1 { // every password refused, or pools swept each time
+			return nil, fmt.Errorf("tenant: no connection for the tenant's role %s", p.role)
 		}
 		current := p.current.Load()
 		conn, err := p.Acquire(ctx)
@@ -88,7 +87,6 @@ func (r *rolePools) acquire(ctx context.Context, b *binding) (*pgxpool.Conn, err
 			return nil, err
 		}
 	}
-	return nil, fmt.Errorf("tenant: no connection for the tenant's role %s", role)
 }
 
 // roleRefused reports whether a login failed because the role does not exist or may
@@ -105,23 +103,28 @@ func passwordRefused(err *pgconn.PgError) bool {
 	return err.Code == "28P01" || (err.Code == "08P01" && strings.Contains(err.Message, "authentication failed"))
 }
 
-// pool returns role's pool, made if missing; making one sweeps the pools unused and
-// empty.
-func (r *rolePools) pool(role string, passwords []string) (*rolePool, error) {
+// pool returns the pool of b's tenant role, made if missing (the role's name and
+// passwords are worked out then, not at every request); making one sweeps the pools
+// unused and empty.
+func (r *rolePools) pool(ctx context.Context, b *binding) (*rolePool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, errors.New("tenant: the Manager is closed")
 	}
 	now := time.Now().UnixNano()
-	if p := r.pools[role]; p != nil {
+	if p := r.pools[b.oid]; p != nil {
 		p.used.Store(now)
 		return p, nil
 	}
-	for name, p := range r.pools {
+	role, passwords, _, err := r.prov.Role(ctx, schema.Tenant{Name: b.name, OID: b.oid})
+	if err != nil {
+		return nil, err
+	}
+	for oid, p := range r.pools {
 		if now-p.used.Load() > int64(unusedFor) && p.Stat().TotalConns() == 0 {
 			p.Close()
-			delete(r.pools, name)
+			delete(r.pools, oid)
 		}
 	}
 	p := &rolePool{role: role, passwords: passwords}
@@ -163,7 +166,7 @@ func (r *rolePools) pool(role string, passwords []string) (*rolePool, error) {
 	}
 	p.Pool = pool
 	p.used.Store(now)
-	r.pools[role] = p
+	r.pools[b.oid] = p
 	return p, nil
 }
 
@@ -252,7 +255,7 @@ func (r *rolePools) evict(ctx context.Context, p *rolePool) {
 func (r *rolePools) close() {
 	r.mu.Lock()
 	pools := r.pools
-	r.pools, r.closed = map[string]*rolePool{}, true
+	r.pools, r.closed = map[uint32]*rolePool{}, true
 	r.mu.Unlock()
 	for _, p := range pools {
 		p.Close()

@@ -18,6 +18,7 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Roles turns per-tenant login roles on (Config.Roles). The Provisioner's role must be
@@ -109,17 +110,26 @@ func (p *Provisioner) databaseOID(ctx context.Context, q interface {
 	return oid, nil
 }
 
+// roleName is tenant t's login role in the Provisioner's database.
+func (p *Provisioner) roleName(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, t Tenant) (string, error) {
+	db, err := p.databaseOID(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	return RoleName(db, t), nil
+}
+
 // Role returns the login role of tenant t, and its password under the secrets, newest
 // first; ok is false when the Provisioner has no Roles.
 func (p *Provisioner) Role(ctx context.Context, t Tenant) (role string, passwords []string, ok bool, err error) {
 	if p.roles == nil {
 		return "", nil, false, nil
 	}
-	db, err := p.databaseOID(ctx, p.db)
-	if err != nil {
+	if role, err = p.roleName(ctx, p.db, t); err != nil {
 		return "", nil, true, err
 	}
-	role = RoleName(db, t)
 	for _, s := range p.roles.Secrets {
 		passwords = append(passwords, Password(s, role))
 	}
@@ -227,15 +237,16 @@ func (p *Provisioner) ensureGroup(ctx context.Context, tx pgx.Tx) error {
 // dropRole ends the sessions of tenant t's role and drops it, with what it was granted
 // in this database, in the transaction that drops the tenant.
 func (p *Provisioner) dropRole(ctx context.Context, tx pgx.Tx, t Tenant) error {
-	db, err := p.databaseOID(ctx, tx)
+	role, err := p.roleName(ctx, tx, t)
 	if err != nil {
 		return err
 	}
-	role := RoleName(db, t)
+	if err := endSessions(ctx, tx, role); err != nil {
+		return err
+	}
 	r := pgx.Identifier{role}.Sanitize()
 	_, err = tx.Exec(ctx, `DO $$ BEGIN
 		IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = `+quoteLiteral(role)+`) THEN
-			PERFORM pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = `+quoteLiteral(role)+`;
 			EXECUTE 'DROP OWNED BY `+r+`';
 			EXECUTE 'DROP ROLE `+r+`';
 		END IF; END $$`)
@@ -246,11 +257,10 @@ func (p *Provisioner) dropRole(ctx context.Context, tx pgx.Tx, t Tenant) error {
 // tenant's requests in flight (the version marker, as a migration does), so that they
 // finish; the sessions are ended after the commit (endSessions).
 func (p *Provisioner) lockRole(ctx context.Context, tx pgx.Tx, t Tenant, suspended bool) error {
-	db, err := p.databaseOID(ctx, tx)
+	role, err := p.roleName(ctx, tx, t)
 	if err != nil {
 		return err
 	}
-	role := RoleName(db, t)
 	login := "LOGIN"
 	if suspended {
 		login = "NOLOGIN"
@@ -268,13 +278,11 @@ func (p *Provisioner) lockRole(ctx context.Context, tx pgx.Tx, t Tenant, suspend
 	return err
 }
 
-// endSessions ends the sessions of tenant t's role.
-func (p *Provisioner) endSessions(ctx context.Context, t Tenant) error {
-	db, err := p.databaseOID(ctx, p.db)
-	if err != nil {
-		return err
-	}
-	_, err = p.db.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = $1", execMode, RoleName(db, t))
+// endSessions ends the sessions of role, but q's own.
+func endSessions(ctx context.Context, q interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, role string) error {
+	_, err := q.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()", execMode, role)
 	return err
 }
 

@@ -52,10 +52,12 @@ func (p *Provisioner) Resume(ctx context.Context, name string) error {
 
 func (p *Provisioner) setState(ctx context.Context, name string, s State) error {
 	var then func(context.Context, pgx.Tx, Tenant) error
-	var tenant Tenant
+	var role string
 	if p.roles != nil { // the role follows: no logins while suspended
-		then = func(ctx context.Context, tx pgx.Tx, t Tenant) error {
-			tenant = t
+		then = func(ctx context.Context, tx pgx.Tx, t Tenant) (err error) {
+			if role, err = p.roleName(ctx, tx, t); err != nil {
+				return err
+			}
 			return p.lockRole(ctx, tx, t, s == Suspended)
 		}
 	}
@@ -64,7 +66,7 @@ func (p *Provisioner) setState(ctx context.Context, name string, s State) error 
 		// Once NOLOGIN is committed: the sessions that logged in before it, idle or
 		// let in behind the suspension, end (a request among them runs again and
 		// finds the tenant suspended).
-		err = p.endSessions(ctx, tenant)
+		err = endSessions(ctx, p.db, role)
 	}
 	return err
 }
