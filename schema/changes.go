@@ -15,7 +15,7 @@ const payloadLimit = "7900"
 
 // changesVersion marks the functions below (as the trigger function's comment): a
 // database whose functions carry another gets these.
-const changesVersion = "tenant change signals 3"
+const changesVersion = "tenant change signals 4"
 
 // changesSQL installs, in the registry's schema, the trigger function and the
 // functions a migration calls to track a table (track_changes), every table of its
@@ -53,18 +53,19 @@ BEGIN
 		SELECT '{"s":' || to_json(n.nspname::text) || ',"t":' || to_json(c.relname::text) || ',"o":"' || left(TG_OP, 1) || '"'
 		  INTO head FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel;
 	END IF;
-	SELECT 'SELECT json_build_array(' || string_agg(format('%I::text', a.attname), ', ' ORDER BY pk.ord) || ')::text FROM changed'
-	  INTO key_sql
-	  FROM pg_catalog.pg_index i
-	 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS pk(attnum, ord)
-	  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = pk.attnum
-	 WHERE i.indrelid = TG_RELID AND i.indisprimary;
-	-- A key dropped by a later migration: every row is still reported, without a key,
-	-- rather than fail the application's statement.
-	key_sql := coalesce(key_sql, 'SELECT ''null'' FROM changed');
-	IF TG_OP = 'TRUNCATE' THEN
+	IF TG_OP = 'TRUNCATE' THEN -- no rows, no key to look up
 		key_sql := 'SELECT NULL::text WHERE false';
 		chunks := '{""}';
+	ELSE
+		SELECT 'SELECT json_build_array(' || string_agg(format('%I::text', a.attname), ', ' ORDER BY pk.ord) || ')::text FROM changed'
+		  INTO key_sql
+		  FROM pg_catalog.pg_index i
+		 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS pk(attnum, ord)
+		  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = pk.attnum
+		 WHERE i.indrelid = TG_RELID AND i.indisprimary;
+		-- A key dropped by a later migration: every row is still reported, without a
+		-- key, rather than fail the application's statement.
+		key_sql := coalesce(key_sql, 'SELECT ''null'' FROM changed');
 	END IF;
 	FOR item IN EXECUTE key_sql LOOP
 		IF octet_length(head) + octet_length(item) + 32 > ` + payloadLimit + ` THEN
