@@ -33,15 +33,19 @@ func repoRoot(ctx context.Context, goTool string) (string, error) {
 	return root, nil
 }
 
-// build compiles the servers into dir.
-func build(ctx context.Context, goTool, root, dir string, withExample bool) (binaries, error) {
+// build compiles the servers into dir, with the race detector when race is set.
+func build(ctx context.Context, goTool, root, dir string, withExample, race bool) (binaries, error) {
+	args := []string{"build"}
+	if race {
+		args = append(args, "-race")
+	}
 	b := binaries{benchserver: filepath.Join(dir, "benchserver")}
-	if _, err := goCommand(ctx, goTool, root, "build", "-o", b.benchserver, "./internal/cmd/benchserver"); err != nil {
+	if _, err := goCommand(ctx, goTool, root, append(args, "-o", b.benchserver, "./internal/cmd/benchserver")...); err != nil {
 		return binaries{}, err
 	}
 	if withExample {
 		b.exampleApp = filepath.Join(dir, "example-app")
-		if _, err := goCommand(ctx, goTool, filepath.Join(root, "example-app"), "build", "-o", b.exampleApp, "."); err != nil {
+		if _, err := goCommand(ctx, goTool, filepath.Join(root, "example-app"), append(args, "-o", b.exampleApp, ".")...); err != nil {
 			return binaries{}, err
 		}
 	}

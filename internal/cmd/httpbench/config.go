@@ -17,6 +17,7 @@ const localURL = benchdb.LocalURL
 // config is one run of the benchmark.
 type config struct {
 	goTool    string          // the go command that builds the servers
+	race      bool            // build them with -race (the smoke test: it reuses the race build of make test)
 	dsn       string          // the PostgreSQL server (any database on it)
 	database  string          // the database the run uses, made when missing; "" for dsn's own
 	servers   []kind          // in the order of each round

@@ -34,7 +34,7 @@ func run(ctx context.Context, cfg config, progress io.Writer) (result, error) {
 	for _, k := range cfg.servers {
 		withExample = withExample || k.example
 	}
-	bins, err := build(ctx, cfg.goTool, root, dir, withExample)
+	bins, err := build(ctx, cfg.goTool, root, dir, withExample, cfg.race)
 	if err != nil {
 		return result{}, err
 	}

@@ -33,7 +33,10 @@ func TestSmoke(t *testing.T) {
 	require.NoError(t, err, "the smoke test builds the servers with the go command")
 	const delay = time.Millisecond
 	cfg := config{
-		goTool:    goTool,
+		goTool: goTool,
+		// A race build of the servers reuses the packages make test already compiled
+		// with -race; a plain one compiles them all again (40 s on a cold cache).
+		race:      true,
 		dsn:       testdb.URL(t),
 		servers:   []kind{kinds[0], kinds[3]}, // handwritten, library
 		tenants:   []int{2},
