@@ -26,7 +26,12 @@ MODULES = $(EXAMPLE) sqlclients
 # make fuzz (CI runs both). Fuzzing builds every package under coverage
 # instrumentation, a build the race tests cannot share: on a cold cache that costs
 # minutes, for ten seconds of fuzzing.
+#
+# The race detector makes every process sleep a second at exit, in case another thread
+# is still reporting a race: a hundred milliseconds are as good for that, and make test
+# starts dozens of processes.
 TESTREPORT = $(GO) run ./internal/cmd/testreport
+test: export GORACE := atexit_sleep_ms=100 $(GORACE)
 test: mod-check fmt-check vet
 	$(TESTREPORT) $(GO) test -race -count=1 -json ./...
 	for m in $(MODULES); do $(TESTREPORT) $(GO) -C $$m test -race -count=1 -json ./... || exit 1; done

@@ -215,6 +215,7 @@ func wantEvent(tenantName string, version int, request, code string) string {
 // each tenant's table holds exactly what its 2xx answers wrote (a 409, retries spent,
 // wrote nothing).
 func TestCrossTenantSoak(t *testing.T) {
+	t.Parallel() // one of the long runs: they overlap, after the package's short tests
 	const tenants, clients, each = 24, 8, 80
 	e := newEnv(t, 3, tenant.Config{Resolver: byHeader})
 	version := map[string]int{}

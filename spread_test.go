@@ -169,6 +169,7 @@ func backendMemory(t *testing.T, mgrs []*tenant.Manager) (most, mean int64) {
 // with MaxTenantsPerConn (-spread.max), and with -spread.duration the throughput of
 // requests spread over them against requests for one tenant, in the same run.
 func TestTenantSpread(t *testing.T) {
+	t.Parallel() // one of the long runs: they overlap, after the package's short tests
 	n := *spreadTenants
 	start := time.Now()
 	seed := spreadEnv(t, 4, 0, "")

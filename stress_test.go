@@ -120,6 +120,7 @@ func (s *stressTally) add(status int, body string) {
 // every tenant is served again without restarting anything. RELIABILITY.md has the
 // figures of `make stress`.
 func TestStress(t *testing.T) {
+	t.Parallel() // one of the long runs: they overlap, after the package's short tests
 	ctx := context.Background()
 	srv, err := pgserver.Start(ctx, pgserver.Options{Settings: []string{"synchronous_commit=on"}})
 	require.NoError(t, err, pgserver.InstallHint)
