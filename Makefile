@@ -18,9 +18,10 @@ MODULES = $(EXAMPLE) sqlclients
 
 # go.mod and go.sum tidy, gofmt, go vet, every test under the race detector against
 # PostgreSQL (DATABASE_URL, else the local server, else a throwaway cluster the tests
-# start), in the library, then in the other modules. The example app's browser test
-# runs when Chromium is installed (always in CI). Output is go test's, plus every
-# skipped test with its reason (go test hides them without -v), through testreport.
+# start), in the library and, at the same time, in the other modules (their reports
+# are printed after the library's). The example app's browser test runs when Chromium
+# is installed (always in CI). Output is go test's, plus every skipped test with its
+# reason (go test hides them without -v), through testreport.
 #
 # The fuzz targets' seed corpora run here as ordinary tests; the fuzzing itself is
 # make fuzz (CI runs both). Fuzzing builds every package under coverage
@@ -28,8 +29,8 @@ MODULES = $(EXAMPLE) sqlclients
 # minutes, for ten seconds of fuzzing.
 #
 # On two cores make test is bound by CPU, half of it compiling on a cold cache, so:
-# go test skips its own vet pass (vet has just run every check), test binaries are
-# linked without DWARF tables (-ldflags=-w: stack traces keep their file:line), and
+# go test skips its own vet pass (vet has just run every check); test binaries are
+# linked without DWARF tables (-ldflags=-w: stack traces keep their file:line);
 # testreport is built -race, which reuses the standard library the tests compiled
 # instead of compiling it once more (10 s). The race detector makes every process
 # sleep a second at exit, in case another thread is still reporting a race: a tenth
@@ -38,8 +39,7 @@ TESTREPORT = $(GO) run -race ./internal/cmd/testreport
 GOTEST     = test -race -vet=off -ldflags=-w -count=1 -json ./...
 test: export GORACE := atexit_sleep_ms=100 $(GORACE)
 test: mod-check fmt-check vet
-	$(TESTREPORT) $(GO) $(GOTEST)
-	for m in $(MODULES); do $(TESTREPORT) $(GO) -C $$m $(GOTEST) || exit 1; done
+	$(TESTREPORT) $(addprefix -also ,$(MODULES)) $(GO) $(GOTEST)
 
 # A go.mod that lists more (or less) than its module needs, e.g. an example-app
 # dependency back in the library's go.mod.
