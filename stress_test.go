@@ -30,7 +30,7 @@ import (
 
 // The CI-sized defaults; `make stress` runs minutes with more restarts.
 var (
-	stressDuration = flag.Duration("stress.duration", 12*time.Second, "how long TestStress sends requests")
+	stressDuration = flag.Duration("stress.duration", 8*time.Second, "how long TestStress sends requests")
 	stressRestarts = flag.Int("stress.restarts", 2, "PostgreSQL restarts during TestStress, alternately fast and immediate (a crash)")
 	stressClients  = flag.Int("stress.clients", 32, "concurrent clients of TestStress")
 	stressTenants  = flag.Int("stress.tenants", 50, "tenants of TestStress, half at each of two schema versions")
