@@ -1,5 +1,7 @@
 package tenant
 
+import "github.com/jackc/pgx/v5/pgxpool"
+
 // WaitAfterCommit waits until the after-commit functions started so far have run, so
 // a test can check what they did, or that none ran.
 func (m *Manager) WaitAfterCommit() { m.hooks.wg.Wait() }
@@ -20,4 +22,22 @@ func (m *Manager) RoleConnsOpened() int64 {
 		n += p.Stat().NewConnsCount()
 	}
 	return n
+}
+
+// AffinityGroupOf is the group of Config.AffinityGroups that serves the tenant whose
+// schema has this OID; -1 without groups.
+func (m *Manager) AffinityGroupOf(oid uint32) int {
+	if m.affinity == nil {
+		return -1
+	}
+	return m.affinity.group(oid)
+}
+
+// RequestPools are the pools whose connections serve transactions: the groups of
+// Config.AffinityGroups, else the Manager's pool.
+func (m *Manager) RequestPools() []*pgxpool.Pool {
+	if m.affinity == nil {
+		return []*pgxpool.Pool{m.pool}
+	}
+	return m.affinity.pools
 }

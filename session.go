@@ -29,9 +29,10 @@ const finishTimeout = 30 * time.Second
 // concurrent use, and once the session ended nothing reaches the connection any more:
 // it may already serve another request, of another tenant.
 type session struct {
-	pool  *pgxpool.Pool
-	roles *rolePools // Config.Roles: connections of the tenant's role, not pool's
-	admit *admitter  // refreshes the binding when a migration or drop moved the marker
+	pool     *pgxpool.Pool
+	roles    *rolePools      // Config.Roles: connections of the tenant's role, not pool's
+	affinity *affinityGroups // Config.AffinityGroups: connections of the tenant's group
+	admit    *admitter       // refreshes the binding when a migration or drop moved the marker
 	// checkApart has the check answered before COMMIT begins (binding.commitApart), so
 	// a COMMIT whose connection dies can be resolved even after a crash. It costs a
 	// few percent of a transaction; requests of safe methods (GET, HEAD), which should
@@ -70,14 +71,18 @@ var _ tenantctx.DB = (*session)(nil)
 
 // initSession readies s, in its attempt, for b.
 func (m *Manager) initSession(s *session, b *binding) {
-	s.pool, s.admit, s.b, s.checkApart, s.maxTenants, s.roles = m.pool, m.admission, b, true, m.maxTenants, m.roles
+	s.pool, s.admit, s.b, s.checkApart, s.maxTenants, s.roles, s.affinity = m.pool, m.admission, b, true, m.maxTenants, m.roles, m.affinity
 }
 
-// acquire takes the connection for the transaction: from the pool, or with
-// Config.Roles from the tenant role's warm connections.
+// acquire takes the connection for the transaction: from the pool, with
+// Config.Roles from the tenant role's warm connections, with Config.AffinityGroups
+// from the tenant's group.
 func (s *session) acquire(ctx context.Context) (*pgxpool.Conn, error) {
-	if s.roles != nil {
+	switch {
+	case s.roles != nil:
 		return s.roles.acquire(ctx, s.b)
+	case s.affinity != nil:
+		return s.affinity.acquire(ctx, s.b)
 	}
 	return s.pool.Acquire(ctx)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"iter"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -48,11 +49,17 @@ INSERT INTO docs (title) SELECT 'doc ' || g FROM generate_series(1, 10) g;`)}}
 // tracing, for the one-table tenants.
 func spreadEnv(t *testing.T, conns int32, maxTenants int, iso pgx.TxIsoLevel) *tenant.Manager {
 	t.Helper()
+	return spreadEnvWith(t, conns, tenant.Config{MaxTenantsPerConn: maxTenants, Isolation: iso})
+}
+
+// spreadEnvWith is spreadEnv with more of the Config.
+func spreadEnvWith(t *testing.T, conns int32, cfg tenant.Config) *tenant.Manager {
+	t.Helper()
 	p, err := pool.New(context.Background(), testdb.URL(t), pool.WithMaxConns(conns))
 	require.NoError(t, err)
 	t.Cleanup(p.Close)
-	mgr, err := tenant.New(context.Background(), tenant.Config{Pool: p, Migrations: oneTable, MaxTenantsPerConn: maxTenants,
-		Isolation: iso, Logger: slog.New(slog.DiscardHandler)})
+	cfg.Pool, cfg.Migrations, cfg.Logger = p, oneTable, slog.New(slog.DiscardHandler)
+	mgr, err := tenant.New(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(mgr.Close)
 	return mgr
@@ -111,15 +118,20 @@ func memoryPass(t *testing.T, names []string, maxTenants int) (maxBytes int64, m
 	return maxBytes, mostTenants
 }
 
+// opened is how many connections the pools that serve mgrs' transactions opened.
+func opened(mgrs []*tenant.Manager) (n int64) {
+	for p := range requestPools(mgrs) {
+		n += p.Stat().NewConnsCount()
+	}
+	return n
+}
+
 // throughput sends requests for random tenants among names from the clients for d,
 // on mgrs (a tenant's requests go to mgrs[its index % len(mgrs)]), and returns the
 // requests answered per second and the connections the pools opened meanwhile.
-func throughput(t *testing.T, mgrs []*tenant.Manager, names []string, d time.Duration) (perSecond float64, opened int64) {
+func throughput(t *testing.T, mgrs []*tenant.Manager, names []string, d time.Duration) (perSecond float64, newConns int64) {
 	t.Helper()
-	opened0 := int64(0)
-	for _, m := range mgrs {
-		opened0 += m.Pool().Stat().NewConnsCount()
-	}
+	opened0 := opened(mgrs)
 	ctx := context.Background()
 	var done, failed atomic.Int64
 	stop := time.Now().Add(d)
@@ -140,11 +152,21 @@ func throughput(t *testing.T, mgrs []*tenant.Manager, names []string, d time.Dur
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	for _, m := range mgrs {
-		opened += m.Pool().Stat().NewConnsCount()
-	}
 	require.Zero(t, failed.Load())
-	return float64(done.Load()) / elapsed.Seconds(), opened - opened0
+	return float64(done.Load()) / elapsed.Seconds(), opened(mgrs) - opened0
+}
+
+// requestPools are the pools whose connections serve mgrs' transactions.
+func requestPools(mgrs []*tenant.Manager) iter.Seq[*pgxpool.Pool] {
+	return func(yield func(*pgxpool.Pool) bool) {
+		for _, m := range mgrs {
+			for _, p := range m.RequestPools() {
+				if !yield(p) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // backendMemory reads each idle connection's backend memory: the most, and the mean.
@@ -152,8 +174,8 @@ func backendMemory(t *testing.T, mgrs []*tenant.Manager) (most, mean int64) {
 	t.Helper()
 	ctx := context.Background()
 	var sum, n int64
-	for _, m := range mgrs {
-		for _, c := range m.Pool().AcquireAllIdle(ctx) {
+	for p := range requestPools(mgrs) {
+		for _, c := range p.AcquireAllIdle(ctx) {
 			var pid uint32
 			var bytes int64
 			err := c.QueryRow(ctx, backendMemorySQL, pgx.QueryExecModeSimpleProtocol).Scan(&pid, &bytes)
@@ -209,25 +231,22 @@ func TestTenantSpread(t *testing.T) {
 		mgrs    []*tenant.Manager
 		tenants []string
 	}
-	managers := func(subPools, maxTenants int) []*tenant.Manager {
-		var ms []*tenant.Manager
-		for range subPools {
-			ms = append(ms, spreadEnv(t, int32(conns/subPools), maxTenants, ""))
-		}
-		return ms
+	manager := func(maxTenants, groups int) []*tenant.Manager {
+		return []*tenant.Manager{spreadEnvWith(t, int32(conns), tenant.Config{MaxTenantsPerConn: maxTenants, AffinityGroups: groups})}
 	}
 	phases := []phase{
-		{"one tenant (baseline)", managers(1, 0), names[:1]},
-		{fmt.Sprintf("%d tenants, unbounded (before)", n), managers(1, -1), names},
-		{fmt.Sprintf("%d tenants, MaxTenantsPerConn %d (after)", n, bound), managers(1, bound), names},
-		{fmt.Sprintf("%d tenants, MaxTenantsPerConn %d, tenants hashed over %d pools of 1", n, bound, conns), managers(conns, bound), names},
+		{"one tenant (baseline)", manager(0, 0), names[:1]},
+		{fmt.Sprintf("%d tenants, unbounded (before)", n), manager(-1, 0), names},
+		{fmt.Sprintf("%d tenants, MaxTenantsPerConn %d", n, bound), manager(bound, 0), names},
+		{fmt.Sprintf("%d tenants, unbounded, AffinityGroups %d", n, conns), manager(-1, conns), names},
+		{fmt.Sprintf("%d tenants, MaxTenantsPerConn %d, AffinityGroups %d", n, bound, conns), manager(bound, conns), names},
 	}
 	// The phases take turns, round after round, and each ratio is the median of the
 	// per-round ratios to the baseline: a round the machine was busy for weighs on
 	// both sides of its ratio.
 	ratios := make([][]float64, len(phases))
 	rates := make([][]float64, len(phases))
-	opened := make([]int64, len(phases))
+	newConns := make([]int64, len(phases))
 	for _, p := range phases {
 		_, _ = throughput(t, p.mgrs, p.tenants, *spreadDuration/5) // warm-up
 	}
@@ -238,13 +257,13 @@ func TestTenantSpread(t *testing.T) {
 			if i == 0 {
 				base = rate
 			}
-			rates[i], ratios[i], opened[i] = append(rates[i], rate), append(ratios[i], rate/base), opened[i]+n
+			rates[i], ratios[i], newConns[i] = append(rates[i], rate), append(ratios[i], rate/base), newConns[i]+n
 		}
 	}
 	for i, p := range phases {
 		most, mean := backendMemory(t, p.mgrs)
 		t.Logf("%-60s %8.0f/s %5.2fx  %5d connections opened  backend memory at the end: mean %.1f MB, most %.1f MB",
-			p.name, median(rates[i]), median(ratios[i]), opened[i], mb(mean), mb(most))
+			p.name, median(rates[i]), median(ratios[i]), newConns[i], mb(mean), mb(most))
 	}
 }
 

@@ -132,6 +132,18 @@ type Config struct {
 	// reconnect to PgBouncer; set -1 there.
 	MaxTenantsPerConn int
 
+	// AffinityGroups splits the connections that serve transactions into this many
+	// groups, each a pool with its share of the pool's MaxConns (at least one), and
+	// sends a tenant's transactions to one group, picked by its schema. A backend
+	// then holds catalog data for about one group's share of the tenants rather than,
+	// in time, for every tenant, and a tenant is more often warm where it runs
+	// (docs/pool.md). When the tenant's group has no connection to give within a few
+	// milliseconds, a group with an idle connection serves instead, so a busy tenant
+	// is not held to its share while others idle. The groups' connections are apart
+	// from the pool's, which keeps admission, provisioning and migrations. Default 0
+	// (as 1): the pool serves every transaction. Not with Roles.
+	AffinityGroups int
+
 	// AfterCommitTimeout bounds the functions a request registers with
 	// tenantctx.AfterCommit: they run after its response is on the wire, in order, on a
 	// goroutine of their own, with a context that ends this long after they start
@@ -197,7 +209,8 @@ type Manager struct {
 	onError      ErrorHandler
 	hooks        *hooks
 	feed         *changes.Feed
-	roles        *rolePools // Config.Roles; nil without
+	roles        *rolePools      // Config.Roles; nil without
+	affinity     *affinityGroups // Config.AffinityGroups; nil without
 }
 
 // New checks cfg and returns a Manager. It does not connect: the first request does.
@@ -249,6 +262,8 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		m.hooks.timeout = DefaultAfterCommitTimeout
 	}
 	switch {
+	case cfg.AffinityGroups > 1 && cfg.Roles != nil:
+		return nil, errAffinityWithRoles
 	case cfg.Pool != nil && (cfg.DSN != "" || len(cfg.PoolOptions) > 0):
 		return nil, errors.New("tenant: Config has both Pool and DSN or PoolOptions: set DSN (and PoolOptions) for a pool the Manager makes, or Pool alone")
 	case cfg.Pool != nil:
@@ -277,6 +292,12 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	m.provisioner = prov
 	if cfg.Roles != nil {
 		if m.roles, err = newRoleConns(m.pool, prov, cfg); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
+	if cfg.AffinityGroups > 1 {
+		if m.affinity, err = newAffinityGroups(m.pool, cfg.AffinityGroups); err != nil {
 			m.Close()
 			return nil, err
 		}
@@ -311,6 +332,9 @@ func (m *Manager) Close() {
 	}
 	if m.roles != nil {
 		m.roles.close()
+	}
+	if m.affinity != nil {
+		m.affinity.close()
 	}
 	if m.provisioner != nil {
 		m.provisioner.Close()
