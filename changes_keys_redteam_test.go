@@ -257,10 +257,13 @@ func TestRedteamChangesSteadilySlowSubscriberThrottlesOthers(t *testing.T) {
 	// the fix it waited for it at every change, and it never missed one): the slow
 	// subscriber, drained, hears of the next change with Missed set. (No timing is
 	// asserted: the reader's 40 ms steps decide, not the machine's speed.)
-	// The slow subscriber reads on until the mark: a change the Feed was still
-	// waiting to hand it may come after what its buffer held.
+	// Drained, the slow subscriber reads on until the mark: a change the Feed was
+	// still waiting to hand it may come after the drain, and carry Missed.
 	close(stop)
 	wg.Wait()
+	for len(slow.C) > 0 {
+		<-slow.C
+	}
 	e.exec(t, `INSERT INTO "`+a+`".rekey VALUES (-1, 'mark')`)
 	missed := false
 	for c := next(t, slow); ; c = next(t, slow) {
