@@ -216,7 +216,7 @@ func wantEvent(tenantName string, version int, request, code string) string {
 // wrote nothing).
 func TestCrossTenantSoak(t *testing.T) {
 	t.Parallel() // one of the long runs: they overlap, after the package's short tests
-	const tenants, clients, each = 24, 8, 80
+	const tenants, clients, each = 24, 8, 60
 	e := newEnv(t, 3, tenant.Config{Resolver: byHeader})
 	version := map[string]int{}
 	var names []string

@@ -200,7 +200,11 @@ func createDatabase(ctx context.Context) (string, error) {
 	if err := exec(ctx, adminURL, "CREATE DATABASE "+ident); err != nil {
 		return "", err
 	}
-	return name, exec(ctx, adminURL, "COMMENT ON DATABASE "+ident+" IS "+quoteLiteral(owner()))
+	// Commits need not wait for the disk, as on the throwaway cluster (pgserver): the
+	// database is dropped after the tests, and a test that crashes the server starts
+	// a cluster of its own.
+	return name, exec(ctx, adminURL, "COMMENT ON DATABASE "+ident+" IS "+quoteLiteral(owner())+
+		"; ALTER DATABASE "+ident+" SET synchronous_commit = off")
 }
 
 // dropOrphans drops test databases made on this host by processes that are gone.
