@@ -3,6 +3,7 @@ package tenant
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,12 +24,15 @@ type affinityGroups struct {
 // one connection each) and its MinConns and MinIdleConns.
 func newAffinityGroups(p *pgxpool.Pool, n int) (*affinityGroups, error) {
 	base := p.Config()
+	if n < 0 || n > int(base.MaxConns) {
+		return nil, fmt.Errorf("tenant: Config.AffinityGroups %d: between 1 and the pool's MaxConns (%d), or 0 for none", n, base.MaxConns)
+	}
 	share := func(v int32) int32 { return v / int32(n) }
 	a := &affinityGroups{}
 	for range n {
 		cfg := base.Copy()
-		cfg.MaxConns = max(1, share(base.MaxConns))
-		cfg.MinConns, cfg.MinIdleConns = min(share(base.MinConns), cfg.MaxConns), min(share(base.MinIdleConns), cfg.MaxConns)
+		cfg.MaxConns = share(base.MaxConns)
+		cfg.MinConns, cfg.MinIdleConns = share(base.MinConns), share(base.MinIdleConns)
 		gp, err := pgxpool.NewWithConfig(context.Background(), cfg)
 		if err != nil {
 			a.close()
@@ -47,19 +51,21 @@ func newAffinityGroups(p *pgxpool.Pool, n int) (*affinityGroups, error) {
 const affinityPatience = 5 * time.Millisecond
 
 // acquire returns a connection of the tenant's group: at once when the group has one
-// idle or room to open one, else when one comes free within affinityPatience. After
-// that a group with an idle connection serves instead (its backend then learns the
-// tenant too), or, with none idle, the transaction waits on for its own.
+// idle or room to open one (a new backend learns only its group's tenants), else the
+// first to come free within affinityPatience. After that, one idle in another group
+// (whose backend then learns the tenant too), else the first of its own group's to
+// come free. An idle connection is acquired without a deadline: pgxpool pings one
+// idle for a second within the acquire's deadline and closes it when the ping runs
+// out, so a 5 ms deadline on a busy machine would close healthy connections. Hence
+// a connection seen idle but taken by someone else first leaves the transaction
+// waiting for that group, which soon frees one: the groups are all about as busy.
 func (a *affinityGroups) acquire(ctx context.Context, b *binding) (*pgxpool.Conn, error) {
 	g := a.group(b.oid)
 	home := a.pools[g]
 	if s := home.Stat(); s.IdleConns() > 0 || s.TotalConns() < s.MaxConns() {
 		return home.Acquire(ctx)
 	}
-	wait, cancel := context.WithTimeout(ctx, affinityPatience)
-	c, err := home.Acquire(wait)
-	cancel()
-	if err == nil || ctx.Err() != nil {
+	if c, err := acquireWithin(ctx, home); !errors.Is(err, errImpatient) {
 		return c, err
 	}
 	for i := 1; i < len(a.pools); i++ {
@@ -68,6 +74,22 @@ func (a *affinityGroups) acquire(ctx context.Context, b *binding) (*pgxpool.Conn
 		}
 	}
 	return home.Acquire(ctx)
+}
+
+// errImpatient is acquireWithin's: no connection within affinityPatience.
+var errImpatient = errors.New("tenant: no connection within the affinity patience")
+
+// acquireWithin acquires a connection of p, whose connections are all in use, if one
+// comes free within affinityPatience (just released: pgxpool does not ping it);
+// errImpatient otherwise (ctx's own end and p's errors are returned as they are).
+func acquireWithin(ctx context.Context, p *pgxpool.Pool) (*pgxpool.Conn, error) {
+	wait, cancel := context.WithTimeoutCause(ctx, affinityPatience, errImpatient)
+	defer cancel()
+	c, err := p.Acquire(wait)
+	if err != nil && ctx.Err() == nil && context.Cause(wait) == errImpatient {
+		return nil, errImpatient
+	}
+	return c, err
 }
 
 // group is the tenant's group. Schemas' OIDs come in steps of however many objects a

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tenantkit/tenant"
 	"github.com/tenantkit/tenant/internal/testdb"
+	"github.com/tenantkit/tenant/pool"
 	"github.com/tenantkit/tenant/schema"
 	"github.com/tenantkit/tenant/tenantctx"
 	"github.com/tenantkit/tenant/tenanttest"
@@ -94,7 +95,7 @@ func TestAffinityKeepsTenantsOnTheirGroup(t *testing.T) {
 	}
 	var opened int64
 	for _, p := range e.mgr.RequestPools() {
-		assert.LessOrEqual(t, p.Config().MaxConns, int32(2), "each group has its share of the pool's 4")
+		assert.Equal(t, int32(2), p.Config().MaxConns, "each group has its share of the pool's 4")
 		opened += p.Stat().NewConnsCount()
 	}
 	assert.Equal(t, int64(groups), opened)
@@ -159,11 +160,25 @@ func TestAffinityFallsBackUnderLoad(t *testing.T) {
 	require.NoError(t, <-doneOther)
 }
 
-func TestAffinityRefusedWithRoles(t *testing.T) {
-	_, err := tenant.New(context.Background(), tenant.Config{DSN: testdb.URL(t), AffinityGroups: 2,
-		Roles: &schema.Roles{Secrets: [][]byte{roleSecret}}})
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "AffinityGroups")
+// Groups need a connection each, and are no use with Roles (a tenant role's
+// connections serve that tenant only).
+func TestAffinityGroupsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  tenant.Config
+		want string
+	}{
+		{"with Roles", tenant.Config{AffinityGroups: 2, Roles: &schema.Roles{Secrets: [][]byte{roleSecret}}}, "no use with Config.Roles"},
+		{"more than connections", tenant.Config{AffinityGroups: 5}, "AffinityGroups 5: between 1 and the pool's MaxConns (4)"},
+		{"negative", tenant.Config{AffinityGroups: -1}, "AffinityGroups -1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.DSN, tc.cfg.PoolOptions = testdb.URL(t), []pool.Option{pool.WithMaxConns(4)}
+			_, err := tenant.New(context.Background(), tc.cfg)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
 }
 
 // Each tenant's transactions go to one of four groups of connections, so each

@@ -234,11 +234,15 @@ func TestTenantSpread(t *testing.T) {
 	manager := func(maxTenants, groups int) []*tenant.Manager {
 		return []*tenant.Manager{spreadEnvWith(t, int32(conns), tenant.Config{MaxTenantsPerConn: maxTenants, AffinityGroups: groups})}
 	}
+	// AffinityGroups 1 is the control of AffinityGroups conns: the same connections
+	// (the transactions' own, and the pool's for admission), one group.
 	phases := []phase{
 		{"one tenant (baseline)", manager(0, 0), names[:1]},
 		{fmt.Sprintf("%d tenants, unbounded (before)", n), manager(-1, 0), names},
 		{fmt.Sprintf("%d tenants, MaxTenantsPerConn %d", n, bound), manager(bound, 0), names},
+		{fmt.Sprintf("%d tenants, unbounded, AffinityGroups 1", n), manager(-1, 1), names},
 		{fmt.Sprintf("%d tenants, unbounded, AffinityGroups %d", n, conns), manager(-1, conns), names},
+		{fmt.Sprintf("%d tenants, MaxTenantsPerConn %d, AffinityGroups 1", n, bound), manager(bound, 1), names},
 		{fmt.Sprintf("%d tenants, MaxTenantsPerConn %d, AffinityGroups %d", n, bound, conns), manager(bound, conns), names},
 	}
 	// The phases take turns, round after round, and each ratio is the median of the

@@ -132,16 +132,17 @@ type Config struct {
 	// reconnect to PgBouncer; set -1 there.
 	MaxTenantsPerConn int
 
-	// AffinityGroups splits the connections that serve transactions into this many
-	// groups, each a pool with its share of the pool's MaxConns (at least one), and
-	// sends a tenant's transactions to one group, picked by its schema. A backend
-	// then holds catalog data for about one group's share of the tenants rather than,
-	// in time, for every tenant, and a tenant is more often warm where it runs
-	// (docs/pool.md). When the tenant's group has no connection to give within a few
-	// milliseconds, a group with an idle connection serves instead, so a busy tenant
-	// is not held to its share while others idle. The groups' connections are apart
-	// from the pool's, which keeps admission, provisioning and migrations. Default 0
-	// (as 1): the pool serves every transaction. Not with Roles.
+	// AffinityGroups gives transactions connections of their own, apart from the
+	// pool's (which keep admission, provisioning and migrations): this many groups,
+	// each a pool with MaxConns / AffinityGroups connections, so up to twice MaxConns
+	// in all. A tenant's transactions go to one group, picked by its schema. A backend
+	// then holds catalog data for about one group's share of the tenants (more as
+	// transactions fall back, below) rather than, in time, for every tenant, and a
+	// tenant is more often warm where it runs (docs/pool.md). When the tenant's group
+	// has no connection to give within a few milliseconds, one idle in another group
+	// serves instead, so a busy tenant is not held to its share while others idle.
+	// Default 0: the pool serves every transaction. From 1 to the pool's MaxConns;
+	// not with Roles.
 	AffinityGroups int
 
 	// AfterCommitTimeout bounds the functions a request registers with
@@ -262,7 +263,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		m.hooks.timeout = DefaultAfterCommitTimeout
 	}
 	switch {
-	case cfg.AffinityGroups > 1 && cfg.Roles != nil:
+	case cfg.AffinityGroups != 0 && cfg.Roles != nil:
 		return nil, errAffinityWithRoles
 	case cfg.Pool != nil && (cfg.DSN != "" || len(cfg.PoolOptions) > 0):
 		return nil, errors.New("tenant: Config has both Pool and DSN or PoolOptions: set DSN (and PoolOptions) for a pool the Manager makes, or Pool alone")
@@ -296,7 +297,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 			return nil, err
 		}
 	}
-	if cfg.AffinityGroups > 1 {
+	if cfg.AffinityGroups != 0 {
 		if m.affinity, err = newAffinityGroups(m.pool, cfg.AffinityGroups); err != nil {
 			m.Close()
 			return nil, err
@@ -321,8 +322,9 @@ func roles(p *pgxpool.Pool) []string {
 }
 
 // Close waits for after-commit functions still running (at most AfterCommitTimeout),
-// stops the refill of the spare schemas (Spares), then closes the pool the Manager made
-// (not one passed in Config.Pool).
+// stops the refill of the spare schemas (Spares), then closes the pools the Manager made:
+// those of Config.Roles and Config.AffinityGroups (each waits for its connections in
+// use), and its pool unless passed in Config.Pool.
 func (m *Manager) Close() {
 	if !m.hooks.wait() {
 		m.log.Warn("tenant: after-commit functions still running at Close", slog.Duration("waited", m.hooks.timeout))
@@ -354,7 +356,8 @@ func (m *Manager) WithResolver(r middleware.Resolver) *Manager {
 	return &c
 }
 
-// Pool returns the pool sessions use.
+// Pool returns the Manager's pool: the one sessions use, but with
+// Config.AffinityGroups, whose groups are pools of their own.
 func (m *Manager) Pool() *pgxpool.Pool { return m.pool }
 
 // Provisioner returns the Manager's provisioner (ensure, create, migrate, list
