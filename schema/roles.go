@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -284,6 +285,37 @@ func endSessions(ctx context.Context, q interface {
 }, role string) error {
 	_, err := q.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()", execMode, role)
 	return err
+}
+
+// sessionsEndWithin bounds how long awaitSessionsEnd waits.
+const sessionsEndWithin = 5 * time.Second
+
+// awaitSessionsEnd ends the sessions of role and waits until they are gone:
+// pg_terminate_backend only signals, and a backend leaves pg_stat_activity a moment
+// later (PostgreSQL 14's timeout argument would wait, 13 has none). Each round ends
+// them again and reads the activity afresh, outside any transaction's snapshot.
+func awaitSessionsEnd(ctx context.Context, db DB, role string) error {
+	deadline := time.Now().Add(sessionsEndWithin)
+	for {
+		if err := endSessions(ctx, db, role); err != nil {
+			return err
+		}
+		var left int
+		if err := db.QueryRow(ctx, "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()", execMode, role).Scan(&left); err != nil {
+			return err
+		}
+		if left == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("schema: %d sessions of the role %s still running %v after they were ended", left, role, sessionsEndWithin)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // quoteLiteral quotes s as an SQL string literal: only for values this package made

@@ -65,8 +65,8 @@ func (p *Provisioner) setState(ctx context.Context, name string, s State) error 
 	if err == nil && p.roles != nil && s == Suspended {
 		// Once NOLOGIN is committed: the sessions that logged in before it, idle or
 		// let in behind the suspension, end (a request among them runs again and
-		// finds the tenant suspended).
-		err = endSessions(ctx, p.db, role)
+		// finds the tenant suspended), and are gone when Suspend returns.
+		err = awaitSessionsEnd(ctx, p.db, role)
 	}
 	return err
 }
