@@ -55,6 +55,11 @@ func TestCrashBeforeCommitReusesTheTransactionID(t *testing.T) {
 		c.ConnConfig.DialFunc = cut.dial
 	})}, tenant.Config{Resolver: byHeader}, a)
 	e.admin = admin
+	t.Cleanup(func() { // a second attempt was seen once in CI, unexplained: keep what the Manager said
+		if t.Failed() {
+			t.Log(e.logs.String())
+		}
+	})
 	token := newTenantName("row")
 	var attempts atomic.Int32
 	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
