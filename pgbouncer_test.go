@@ -3,11 +3,9 @@ package tenant_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -30,15 +28,7 @@ import (
 // the test is skipped locally and fails in CI, which installs it.
 func behindBouncer(t *testing.T, poolSize int) string {
 	t.Helper()
-	b, err := bouncer.Start(context.Background(), testdb.URL(t), "transaction", poolSize)
-	if errors.Is(err, bouncer.ErrNotInstalled) {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI must run the PgBouncer tests: apt-get install pgbouncer")
-		}
-		t.Skip("pgbouncer is not installed (apt-get install pgbouncer); the PgBouncer tests run where it is")
-	}
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Stop() })
+	b := bouncer.ForTest(t, testdb.URL(t), bouncer.Options{Mode: "transaction", PoolSize: poolSize})
 	cfg, err := pgx.ParseConfig(testdb.URL(t))
 	require.NoError(t, err)
 	return b.URL(cfg.User, cfg.Database)

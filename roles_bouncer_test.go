@@ -2,9 +2,7 @@ package tenant_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -42,20 +40,11 @@ func roleBouncer(t *testing.T) *bouncer.Bouncer {
 	t.Cleanup(func() {
 		_, _ = admin.Exec(context.Background(), fmt.Sprintf(`DROP SCHEMA %[1]s CASCADE; DROP ROLE %[1]s`, auth))
 	})
-	b, err := bouncer.StartWith(ctx, testdb.URL(t), bouncer.Options{
+	return bouncer.ForTest(t, testdb.URL(t), bouncer.Options{
 		Mode: "transaction", PoolSize: 2, AuthType: "scram-sha-256",
 		AuthUser: auth, AuthPassword: "auth-secret", AuthQuery: "SELECT usename, passwd FROM " + auth + ".lookup($1)",
 		Settings: []string{"max_db_connections = 4", "query_wait_timeout = 5"},
 	})
-	if errors.Is(err, bouncer.ErrNotInstalled) {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI must run the PgBouncer tests: apt-get install pgbouncer")
-		}
-		t.Skip("pgbouncer is not installed (apt-get install pgbouncer); the PgBouncer tests run where it is")
-	}
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Stop() })
-	return b
 }
 
 // Behind PgBouncer in transaction mode, tenant roles log in with their own passwords

@@ -2,10 +2,8 @@ package roleprobe
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -45,7 +43,7 @@ func viaBouncer(t *testing.T, f *fixture, maxDB int) *bouncer.Bouncer {
 func viaBouncerQuery(t *testing.T, f *fixture, maxDB int, authQuery string) *bouncer.Bouncer {
 	t.Helper()
 	f.admin(t, authSetup)
-	b, err := bouncer.StartWith(context.Background(), testdb.URL(t), bouncer.Options{
+	return bouncer.ForTest(t, testdb.URL(t), bouncer.Options{
 		Mode: "transaction", PoolSize: 2, AuthType: "scram-sha-256",
 		AuthUser: f.names["auth"], AuthPassword: "auth-secret",
 		AuthQuery: f.expand(authQuery),
@@ -57,15 +55,6 @@ func viaBouncerQuery(t *testing.T, f *fixture, maxDB int, authQuery string) *bou
 			"query_wait_timeout = 1",
 		},
 	})
-	if errors.Is(err, bouncer.ErrNotInstalled) {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI must run the PgBouncer tests: apt-get install pgbouncer")
-		}
-		t.Skip("pgbouncer is not installed (apt-get install pgbouncer); the PgBouncer probes run where it is")
-	}
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Stop() })
-	return b
 }
 
 // bouncerURL logs in through b as role with password.
