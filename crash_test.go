@@ -34,7 +34,9 @@ func TestCrashBeforeCommitReusesTheTransactionID(t *testing.T) {
 	t.Cleanup(admin.Close)
 
 	var ours, reused uint64
+	var attempts, crashedIn atomic.Int32
 	cut := &cutter{how: crashBeforeCommit, crash: func(answer []byte) {
+		crashedIn.Store(attempts.Load())
 		ours = checkedXID(answer)
 		if !assert.NoError(t, srv.Restart(ctx, "immediate")) {
 			return
@@ -55,13 +57,12 @@ func TestCrashBeforeCommitReusesTheTransactionID(t *testing.T) {
 		c.ConnConfig.DialFunc = cut.dial
 	})}, tenant.Config{Resolver: byHeader}, a)
 	e.admin = admin
-	t.Cleanup(func() { // a second attempt was seen once in CI, unexplained: keep what the Manager said
+	t.Cleanup(func() { // keep what the Manager said
 		if t.Failed() {
 			t.Log(e.logs.String())
 		}
 	})
 	token := newTenantName("row")
-	var attempts atomic.Int32
 	h := tenant.Middleware(e.mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		attempts.Add(1)
 		cut.armed.Store(true)
@@ -74,7 +75,10 @@ func TestCrashBeforeCommitReusesTheTransactionID(t *testing.T) {
 	require.Equal(t, ours, reused, "the id was handed out again after the crash")
 	assert.Equal(t, http.StatusInternalServerError, rec.Code, rec.Body.String())
 	assert.Equal(t, "commit outcome unknown\n", rec.Body.String())
-	assert.Equal(t, int32(1), attempts.Load())
+	// No attempt after the crash: its outcome is unknown. (Attempts before it may meet
+	// a serialization failure and run again: CI saw two, on a fresh cluster.)
+	assert.Positive(t, crashedIn.Load())
+	assert.Equal(t, crashedIn.Load(), attempts.Load(), "the handler ran again after the crash")
 	assert.Zero(t, e.items(t, a, token))
 	assert.Contains(t, e.logs.String(), "transaction "+strconv.FormatUint(ours, 10))
 }
