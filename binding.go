@@ -43,8 +43,10 @@ type binding struct {
 	// it wrote (NULL if it did not), to learn whether it committed should the
 	// connection die before COMMIT's reply.
 	check string
-	// checkArg is the prepared check's parameter: the tenant.
-	checkArg []byte
+	// checkArg is the prepared check's parameter: the tenant; checkName the check's
+	// prepared statement (txend_prepared.go).
+	checkArg  []byte
+	checkName string
 	// commit and rollback run the check, the part of the reset that may run before
 	// the end (beforeEndSQL), end the transaction, and reset the connection (resetSQL),
 	// in one round trip: COMMIT never runs for a transaction not ours. commitApart is
@@ -71,6 +73,7 @@ func newBinding(t schema.Tenant, isolation string) *binding {
 	}
 	bind := "; " + strings.Join(bindParts, "; ")
 	beginStmt := "BEGIN ISOLATION LEVEL " + isolation
+	key := "/*tenant " + t.Name + " v" + strconv.FormatInt(t.Version, 10) + " " + strconv.FormatUint(uint64(t.OID), 10) + "*/ "
 	return &binding{
 		beginStmt:    beginStmt,
 		beginName:    beginName(beginStmt),
@@ -92,8 +95,8 @@ func newBinding(t schema.Tenant, isolation string) *binding {
 		commit:      check + beforeEndSQL + "COMMIT; " + resetSQL,
 		commitApart: []string{check, beforeEndSQL + "COMMIT; " + resetSQL},
 		rollback:    check + beforeEndSQL + "ROLLBACK; " + resetSQL,
-		key: "/*tenant " + t.Name + " v" + strconv.FormatInt(t.Version, 10) +
-			" " + strconv.FormatUint(uint64(t.OID), 10) + "*/ ",
+		key:         key,
+		checkName:   checkName(key),
 	}
 }
 

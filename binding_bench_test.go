@@ -138,6 +138,7 @@ func BenchmarkIsolationParts(b *testing.B) {
 	}
 	prepare(bind.beginName, bind.beginStmt)
 	prepare(bindName, bindSQL)
+	prepare(bind.checkName, checkSQL)
 	for i, q := range endStatements {
 		prepare(endNames[i], q)
 	}
@@ -149,7 +150,7 @@ func BenchmarkIsolationParts(b *testing.B) {
 	if _, err := pc.Exec(ctx, "COMMIT").ReadAll(); err != nil {
 		b.Fatal(err)
 	}
-	const check, commit = 0, 2
+	const commit = 1
 	run := func(lock, checked bool, end []int) {
 		pl := pc.StartPipeline(ctx)
 		pl.SendQueryPrepared(bind.beginName, nil, nil, nil)
@@ -166,7 +167,7 @@ func BenchmarkIsolationParts(b *testing.B) {
 		}
 		pl = pc.StartPipeline(ctx)
 		if checked {
-			pl.SendQueryPrepared(endNames[check], [][]byte{bind.checkArg}, nil, nil)
+			pl.SendQueryPrepared(bind.checkName, [][]byte{bind.checkArg}, nil, nil)
 		}
 		for _, i := range end {
 			pl.SendQueryPrepared(endNames[i], nil, nil, nil)
@@ -186,8 +187,8 @@ func BenchmarkIsolationParts(b *testing.B) {
 		{"bare", false, false, []int{commit}},
 		{"lock", true, false, []int{commit}},
 		{"check", false, true, []int{commit}},
-		{"reset", false, false, endCommit[1:]}, // DISCARD SEQUENCES, COMMIT, the reset
-		{"all", true, true, endCommit[1:]},
+		{"reset", false, false, endCommit}, // DISCARD SEQUENCES, COMMIT, the reset
+		{"all", true, true, endCommit},
 	}
 	spent := make([]time.Duration, len(shapes))
 	for b.Loop() {

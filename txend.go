@@ -125,7 +125,7 @@ func endTransaction(ctx context.Context, pc *pgconn.PgConn, st *connState, b *bi
 	var results []*pgconn.Result
 	var err error
 	if prepared {
-		results, err = endPrepared(ctx, pc, st, b.checkArg, commit, apart)
+		results, err = endPrepared(ctx, pc, st, b, commit, apart)
 	} else {
 		results, err = execEach(ctx, pc, scripts...)
 	}
