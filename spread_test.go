@@ -1,12 +1,14 @@
 package tenant_test
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"iter"
 	"log/slog"
 	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -38,6 +40,10 @@ var (
 	spreadClients  = flag.Int("spread.clients", 8, "TestTenantSpread: goroutines sending requests in the throughput phases")
 	spreadRounds   = flag.Int("spread.rounds", 3, "TestTenantSpread: rounds of the throughput phases, taking turns")
 	spreadMax      = flag.Int("spread.max", 100, "TestTenantSpread: MaxTenantsPerConn of the bounded runs")
+	spreadGroups   = flag.Int("spread.groups", 0, "TestTenantSpread: AffinityGroups of the affinity phases (0: one group per connection)")
+	spreadPasses   = flag.Int("spread.passes", 0, "TestTenantSpread: warm-up before the rounds, in requests for every tenant (0: a fifth of -spread.duration)")
+	spreadStmts    = flag.Int("spread.statements", 0, "TestTenantSpread: StatementCacheCapacity of the throughput phases' connections (0: pgx's default, 512)")
+	spreadPhases   = flag.String("spread.phases", "", "TestTenantSpread: only the phases whose names match this regexp, and the baseline")
 )
 
 // oneTable is the tenant: one table (with its sequence and primary key index).
@@ -55,7 +61,11 @@ func spreadEnv(t *testing.T, conns int32, maxTenants int, iso pgx.TxIsoLevel) *t
 // spreadEnvWith is spreadEnv with more of the Config.
 func spreadEnvWith(t *testing.T, conns int32, cfg tenant.Config) *tenant.Manager {
 	t.Helper()
-	p, err := pool.New(context.Background(), testdb.URL(t), pool.WithMaxConns(conns))
+	p, err := pool.New(context.Background(), testdb.URL(t), pool.WithMaxConns(conns), pool.WithConfig(func(c *pgxpool.Config) {
+		if *spreadStmts > 0 {
+			c.ConnConfig.StatementCacheCapacity = *spreadStmts
+		}
+	}))
 	require.NoError(t, err)
 	t.Cleanup(p.Close)
 	cfg.Pool, cfg.Migrations, cfg.Logger = p, oneTable, slog.New(slog.DiscardHandler)
@@ -156,6 +166,30 @@ func throughput(t *testing.T, mgrs []*tenant.Manager, names []string, d time.Dur
 	return float64(done.Load()) / elapsed.Seconds(), opened(mgrs) - opened0
 }
 
+// warm sends passes requests for every tenant among names, in a random order, from
+// the clients: the steady state of a server whose traffic reaches every tenant.
+func warm(t *testing.T, mgrs []*tenant.Manager, names []string, passes int) {
+	t.Helper()
+	order := make([]int, 0, passes*len(names))
+	for range passes {
+		order = append(order, rand.Perm(len(names))...)
+	}
+	var next atomic.Int64
+	g, ctx := errgroup.WithContext(context.Background())
+	for range *spreadClients {
+		g.Go(func() error {
+			for k := next.Add(1) - 1; k < int64(len(order)) && ctx.Err() == nil; k = next.Add(1) - 1 {
+				i := order[k]
+				if err := readDoc(ctx, mgrs[i%len(mgrs)], names[i], 1+rand.IntN(10)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	require.NoError(t, g.Wait())
+}
+
 // requestPools are the pools whose connections serve mgrs' transactions.
 func requestPools(mgrs []*tenant.Manager) iter.Seq[*pgxpool.Pool] {
 	return func(yield func(*pgxpool.Pool) bool) {
@@ -226,34 +260,44 @@ func TestTenantSpread(t *testing.T) {
 	}
 
 	conns := *spreadConns
+	groups := cmp.Or(*spreadGroups, conns)
 	type phase struct {
 		name    string
 		mgrs    []*tenant.Manager
 		tenants []string
 	}
-	manager := func(maxTenants, groups int) []*tenant.Manager {
-		return []*tenant.Manager{spreadEnvWith(t, int32(conns), tenant.Config{MaxTenantsPerConn: maxTenants, AffinityGroups: groups})}
+	only := regexp.MustCompile(*spreadPhases)
+	var phases []phase
+	add := func(name string, maxTenants, groups int, tenants []string) {
+		if len(phases) == 0 || only.MatchString(name) {
+			mgr := spreadEnvWith(t, int32(conns), tenant.Config{MaxTenantsPerConn: maxTenants, AffinityGroups: groups})
+			phases = append(phases, phase{name, []*tenant.Manager{mgr}, tenants})
+		}
 	}
-	// AffinityGroups 1 is the control of AffinityGroups conns: the same connections
-	// (the transactions' own, and the pool's for admission), one group.
-	phases := []phase{
-		{"one tenant (baseline)", manager(0, 0), names[:1]},
-		{fmt.Sprintf("%d tenants, unbounded (before)", n), manager(-1, 0), names},
-		{fmt.Sprintf("%d tenants, MaxTenantsPerConn %d", n, bound), manager(bound, 0), names},
-		{fmt.Sprintf("%d tenants, unbounded, AffinityGroups 1", n), manager(-1, 1), names},
-		{fmt.Sprintf("%d tenants, unbounded, AffinityGroups %d", n, conns), manager(-1, conns), names},
-		{fmt.Sprintf("%d tenants, MaxTenantsPerConn %d, AffinityGroups 1", n, bound), manager(bound, 1), names},
-		{fmt.Sprintf("%d tenants, MaxTenantsPerConn %d, AffinityGroups %d", n, bound, conns), manager(bound, conns), names},
+	// AffinityGroups 1 is the control of the groups: the same connections (the
+	// transactions' own, and the pool's for admission), one group.
+	add("one tenant (baseline)", 0, 0, names[:1])
+	add(fmt.Sprintf("%d tenants, unbounded (before)", n), -1, 0, names)
+	add(fmt.Sprintf("%d tenants, MaxTenantsPerConn %d", n, bound), bound, 0, names)
+	add(fmt.Sprintf("%d tenants, unbounded, AffinityGroups 1", n), -1, 1, names)
+	add(fmt.Sprintf("%d tenants, unbounded, AffinityGroups %d", n, groups), -1, groups, names)
+	add(fmt.Sprintf("%d tenants, MaxTenantsPerConn %d, AffinityGroups 1", n, bound), bound, 1, names)
+	add(fmt.Sprintf("%d tenants, MaxTenantsPerConn %d, AffinityGroups %d", n, bound, groups), bound, groups, names)
+	start = time.Now()
+	for _, p := range phases {
+		if *spreadPasses > 0 {
+			warm(t, p.mgrs, p.tenants, *spreadPasses)
+		} else {
+			_, _ = throughput(t, p.mgrs, p.tenants, *spreadDuration/5)
+		}
 	}
+	t.Logf("warm-up in %v", time.Since(start))
 	// The phases take turns, round after round, and each ratio is the median of the
 	// per-round ratios to the baseline: a round the machine was busy for weighs on
 	// both sides of its ratio.
 	ratios := make([][]float64, len(phases))
 	rates := make([][]float64, len(phases))
 	newConns := make([]int64, len(phases))
-	for _, p := range phases {
-		_, _ = throughput(t, p.mgrs, p.tenants, *spreadDuration/5) // warm-up
-	}
 	for range *spreadRounds {
 		var base float64
 		for i, p := range phases {
