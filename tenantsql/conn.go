@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -17,6 +18,10 @@ import (
 // session of its context, or to the savepoint of the database/sql transaction open on
 // it (database/sql keeps a conn to one transaction until it ends).
 type conn struct {
+	// mu guards the open transaction: a statement of the same request on another conn
+	// may end it (outside), while database/sql ends it from a goroutine of its own
+	// when BeginTx's context is cancelled.
+	mu        sync.Mutex
 	tx        pgx.Tx          // the open transaction's savepoint
 	txCtx     context.Context // BeginTx's, for Commit and Rollback, which take none
 	txSession tenantctx.DB    // the session the transaction is a savepoint of
@@ -31,15 +36,51 @@ type querier interface {
 }
 
 // on is what a statement with ctx runs on: the open transaction's savepoint, when ctx
-// is of the request that opened it; the session of ctx otherwise.
+// is of the request that opened it; the session of ctx otherwise (see outside).
 func (c *conn) on(ctx context.Context) (querier, error) {
-	if c.tx == nil {
+	c.mu.Lock()
+	tx, session := c.tx, c.txSession
+	c.mu.Unlock()
+	if tx == nil {
+		if err := outside(ctx, c); err != nil {
+			return nil, err
+		}
 		return tenantctx.Session(ctx), nil
 	}
-	if tenantctx.Session(ctx) != c.txSession {
+	if tenantctx.Session(ctx) != session {
 		return nil, ErrOtherRequest
 	}
-	return c.tx, nil
+	return tx, nil
+}
+
+// outside lets a statement run on the request's session, outside any database/sql
+// transaction (c's own has ended), unless one of the request's is open on another
+// conn: the statement would run inside that transaction's savepoint, and its rollback
+// would undo the statement (ErrTxOpen). A transaction whose BeginTx context is done
+// is rolled back first, as database/sql will do, but from a goroutine of its own: its
+// ROLLBACK TO could otherwise come after the statement and undo it.
+func outside(ctx context.Context, c *conn) error {
+	sc := scope.FromContext(ctx)
+	if sc == nil {
+		return nil
+	}
+	owner, _ := sc.SQLTx().(*conn)
+	if owner == nil || owner == c {
+		return nil
+	}
+	owner.mu.Lock()
+	open, cancelled := owner.tx != nil, owner.txCtx != nil && owner.txCtx.Err() != nil
+	owner.mu.Unlock()
+	switch {
+	case !open: // ending at this moment
+		return nil
+	case cancelled:
+		if err := (savepoint{owner}).Rollback(); err != nil && !errors.Is(err, errEnded) {
+			return err
+		}
+		return nil
+	}
+	return ErrTxOpen
 }
 
 var (
@@ -116,11 +157,13 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if opts.Isolation != 0 || opts.ReadOnly {
 		return nil, ErrTxOptions
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.tx != nil { // database/sql never does this
 		return nil, errors.New("tenantsql: a transaction is already open on this connection")
 	}
 	sc := scope.FromContext(ctx)
-	if sc != nil && !sc.BeginSQLTx() {
+	if sc != nil && !sc.BeginSQLTx(c) {
 		return nil, ErrTxOpen
 	}
 	session := tenantctx.Session(ctx)
@@ -154,14 +197,22 @@ type savepoint struct{ c *conn }
 func (s savepoint) Commit() error   { return s.end(pgx.Tx.Commit) }
 func (s savepoint) Rollback() error { return s.end(pgx.Tx.Rollback) }
 
+// errEnded is a savepoint's end after its transaction ended: by database/sql, or
+// rolled back by a statement outside it (outside).
+var errEnded = errors.New("tenantsql: the transaction has already ended")
+
+// end ends the transaction, holding the conn until the savepoint's RELEASE or
+// ROLLBACK TO is queued: a statement outside it, waiting on the lock, comes after.
 func (s savepoint) end(how func(pgx.Tx, context.Context) error) error {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
 	tx, ctx, sc := s.c.tx, s.c.txCtx, s.c.txScope
 	s.c.tx, s.c.txCtx, s.c.txSession, s.c.txScope = nil, nil, nil, nil
 	if tx == nil {
-		return errors.New("tenantsql: the transaction has already ended")
+		return errEnded
 	}
 	if sc != nil {
-		sc.EndSQLTx()
+		defer sc.EndSQLTx()
 	}
 	return how(tx, ctx)
 }

@@ -322,8 +322,9 @@ func TestRedteamSQLConcurrentTxAndStmt(t *testing.T) {
 
 // A savepoint recovers from an expected error (a duplicate key): rolled back, the
 // request goes on and commits. A sql.Tx whose BeginTx context is cancelled is rolled
-// back by database/sql (ROLLBACK TO, queued): its write is undone, the request's later
-// writes commit.
+// back (ROLLBACK TO, queued) by the next statement outside it, or by database/sql,
+// whichever comes first: its write is undone, the request's later writes commit. (It
+// failed now and then while only database/sql's late rollback did it, after "after".)
 func TestRedteamSQLSavepointRecovery(t *testing.T) {
 	name := "rt_recover"
 	mgr := setup(t, name)
@@ -349,6 +350,50 @@ func TestRedteamSQLSavepointRecovery(t *testing.T) {
 	})
 	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
 	assert.Equal(t, []string{name, "after"}, bodies(t, mgr, name))
+}
+
+// A statement outside the request's open database/sql transaction would run inside its
+// savepoint, and the transaction's rollback would undo it although it succeeded: it
+// fails with ErrTxOpen instead, and changes nothing. Once the transaction's context is
+// cancelled, the next statement outside it rolls it back first (database/sql does so
+// too, but later, from a goroutine of its own: its ROLLBACK TO could otherwise land
+// after that statement and undo it).
+func TestRedteamSQLStatementOutsideAnOpenTx(t *testing.T) {
+	name := "rt_outside"
+	mgr := setup(t, name)
+	rec := serve(mgr, name, func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		tx, err := db.BeginTx(ctx, nil)
+		require.NoError(t, err)
+		_, err = tx.ExecContext(ctx, "INSERT INTO notes (body) VALUES ('in tx')")
+		require.NoError(t, err)
+		_, err = db.ExecContext(ctx, "INSERT INTO notes (body) VALUES ('outside')")
+		require.ErrorIs(t, err, tenantsql.ErrTxOpen)
+		var n int
+		require.ErrorIs(t, db.QueryRowContext(ctx, "SELECT count(*) FROM notes").Scan(&n), tenantsql.ErrTxOpen)
+		require.NoError(t, tx.Rollback())
+
+		for i := range 20 { // the rollback by cancel, each time at once
+			txCtx, cancel := context.WithCancel(ctx)
+			tx, err = db.BeginTx(txCtx, nil)
+			require.NoError(t, err)
+			_, err = tx.ExecContext(txCtx, "INSERT INTO notes (body) VALUES ('cancelled')")
+			require.NoError(t, err)
+			cancel()
+			_, err = db.ExecContext(ctx, "INSERT INTO notes (body) VALUES ($1)", fmt.Sprint("after ", i))
+			require.NoError(t, err)
+		}
+		w.WriteHeader(http.StatusCreated)
+	})
+	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+	want := []string{name}
+	for i := range 20 {
+		want = append(want, fmt.Sprint("after ", i))
+	}
+	got := bodies(t, mgr, name)
+	sort.Strings(got[1:])
+	sort.Strings(want[1:])
+	assert.Equal(t, want, got)
 }
 
 // pgx's own per-query options given as database/sql arguments (an exec mode first)

@@ -43,7 +43,10 @@ var ErrTxOptions = errors.New("tenantsql: a transaction inside a request is a sa
 // ErrTxOpen is returned by BeginTx while another database/sql transaction of the same
 // request is open: the second would be a savepoint inside the first, whose rollback
 // would undo what the second committed. End the first, or nest on purpose with
-// SAVEPOINT statements in it.
+// SAVEPOINT statements in it. It is returned, too, by a statement of the request run
+// outside its open transaction (on the *sql.DB rather than the *sql.Tx): it would run
+// inside the transaction's savepoint and be undone by its rollback. Once BeginTx's
+// context is cancelled, the next statement outside rolls the transaction back first.
 var ErrTxOpen = errors.New("tenantsql: another database/sql transaction of this request is open")
 
 // ErrOtherRequest is returned by a transaction's statement whose context is not the

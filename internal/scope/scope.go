@@ -18,7 +18,7 @@ type Scope struct {
 	mu           sync.Mutex
 	afterCommit  []func(context.Context)
 	rollbackOnly bool
-	sqlTx        bool // BeginSQLTx
+	sqlTx        any // the open database/sql transaction's owner (BeginSQLTx), or nil
 }
 
 type key struct{}
@@ -71,21 +71,28 @@ func (s *Scope) RollbackOnly() bool {
 }
 
 // BeginSQLTx marks a database/sql transaction (package tenantsql) open in the
-// attempt, and reports false when one already is: two would nest as savepoints, and
-// the outer one's rollback would undo the inner one's commit.
-func (s *Scope) BeginSQLTx() bool {
+// attempt, owned by owner, and reports false when one already is: two would nest as
+// savepoints, and the outer one's rollback would undo the inner one's commit.
+func (s *Scope) BeginSQLTx(owner any) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.sqlTx {
+	if s.sqlTx != nil {
 		return false
 	}
-	s.sqlTx = true
+	s.sqlTx = owner
 	return true
+}
+
+// SQLTx returns the owner of the database/sql transaction open in the attempt, or nil.
+func (s *Scope) SQLTx() any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sqlTx
 }
 
 // EndSQLTx marks the database/sql transaction ended.
 func (s *Scope) EndSQLTx() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sqlTx = false
+	s.sqlTx = nil
 }
