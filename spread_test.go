@@ -313,6 +313,11 @@ func TestTenantSpread(t *testing.T) {
 		t.Logf("%-60s %8.0f/s %5.2fx  %5d connections opened  backend memory at the end: mean %.1f MB, most %.1f MB",
 			p.name, median(rates[i]), median(ratios[i]), newConns[i], mb(mean), mb(most))
 	}
+	if *spreadCeiling {
+		ratio, one, spread := ceiling(t, names)
+		t.Logf("%-60s %8.0f/s %5.2fx  (one tenant, the same way: %.0f/s)",
+			fmt.Sprintf("the server's ceiling, %d clients alone on their connections", *spreadConns), spread, ratio, one)
+	}
 }
 
 // dropSchemas drops the schemas, a hundred per statement (each takes a lock per
