@@ -80,15 +80,18 @@ func ceilingClients(t *testing.T, names []string, conns int, shared bool) []*cei
 			}
 		}
 		// A statement is planned for the search_path of its first run and planned
-		// again whenever it runs under another: one per tenant, as the library's.
+		// again whenever it runs under another: one per tenant, as the library's,
+		// parsed under the tenant's search_path (SET LOCAL: the statement outlives
+		// its transaction, the setting does not).
 		for _, name := range c.tenants {
-			_, err := conn.Exec(ctx, "SELECT set_config('search_path', $1, false)", schema.SearchPath(name))
-			require.NoError(t, err)
-			_, err = conn.Prepare(ctx, "doc_"+name, "SELECT title FROM docs WHERE id = $1")
-			require.NoError(t, err)
+			require.NoError(t, pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", schema.SearchPath(name)); err != nil {
+					return err
+				}
+				_, err := tx.Prepare(ctx, "doc_"+name, "SELECT title FROM docs WHERE id = $1")
+				return err
+			}))
 		}
-		_, err = conn.Exec(ctx, "RESET search_path")
-		require.NoError(t, err)
 		cs[k] = c
 	}
 	return cs
