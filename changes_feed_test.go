@@ -27,7 +27,7 @@ func TestChangesSlowSubscriber(t *testing.T) {
 	a := newTenantName("slow")
 	e := signalEnv(t, a)
 	slow := subscribe(t, e.mgr, changes.Filter{Schema: a})
-	fast := subscribe(t, e.mgr, changes.Filter{Schema: a})
+	fast := attentive(subscribe(t, e.mgr, changes.Filter{Schema: a}), changes.Buffer+600)
 
 	const rows = changes.Buffer + 500
 	e.exec(t, `INSERT INTO "`+a+`".docs (title) SELECT 'bulk' FROM generate_series(1, $1)`, rows)
@@ -42,7 +42,7 @@ func TestChangesSlowSubscriber(t *testing.T) {
 	t.Logf("20 requests while a subscriber sleeps: %v", time.Since(start))
 
 	for i := 1; i <= rows+20; i++ {
-		c := next(t, fast)
+		c := receive(t, fast)
 		require.False(t, c.Missed)
 		require.Equal(t, []string{fmt.Sprint(i)}, c.Key)
 	}
@@ -54,7 +54,7 @@ func TestChangesSlowSubscriber(t *testing.T) {
 	mark := e.mark(t, a, "after")
 	mark.Missed = true
 	assert.Equal(t, mark, next(t, slow), "the changes that did not fit are gone, and the next says so")
-	next(t, fast)
+	receive(t, fast)
 	mark = e.mark(t, a, "caught up")
 	assert.Equal(t, mark, next(t, slow))
 }

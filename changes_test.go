@@ -49,8 +49,27 @@ func subscribe(t *testing.T, mgr *tenant.Manager, f changes.Filter) *changes.Sub
 // next returns the subscription's next change, failing the test after 10 s.
 func next(t *testing.T, sub *changes.Subscription) changes.Change {
 	t.Helper()
+	return receive(t, sub.C)
+}
+
+// attentive reads sub as its changes come, as a reader that keeps up does however
+// long the test takes before it looks, and holds up to n of them for receive.
+func attentive(sub *changes.Subscription, n int) <-chan changes.Change {
+	held := make(chan changes.Change, n)
+	go func() {
+		defer close(held)
+		for c := range sub.C {
+			held <- c
+		}
+	}()
+	return held
+}
+
+// receive returns the next change from ch, failing the test after 10 s.
+func receive(t *testing.T, ch <-chan changes.Change) changes.Change {
+	t.Helper()
 	select {
-	case c, ok := <-sub.C:
+	case c, ok := <-ch:
 		require.True(t, ok, "the subscription was closed")
 		return c
 	case <-time.After(10 * time.Second):

@@ -212,6 +212,9 @@ func (p *Provisioner) Drop(ctx context.Context, name string) error {
 	if err := p.Validate(name); err != nil {
 		return err
 	}
+	if absent, err := p.nothingToDrop(ctx, name); err != nil || absent {
+		return err
+	}
 	if err := p.ensureShared(ctx); err != nil { // the registry, which Drop reads
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -120,6 +121,33 @@ func TestEnsureSeesDropByAnyone(t *testing.T) {
 	assert.True(t, isTenant(t, p, name))
 	assert.Equal(t, map[int]int{1: 2, 2: 2}, runs(t, pool, name), "every migration ran again in the new schema")
 	assert.Equal(t, 2, count(t, pool, `SELECT count(*) FROM "`+name+`".tenant_migrations`))
+}
+
+// Dropping a tenant that does not exist, in a database no tenant was ever made in,
+// changes nothing: it makes no shared schema on the way to ErrNotFound.
+func TestDropOfNoTenantMakesNothing(t *testing.T) {
+	ctx := context.Background()
+	pool := testdb.PoolFor(t, testdb.NewDatabase(t))
+	namespaces := func() []string {
+		rows, err := pool.Query(ctx, "SELECT nspname::text FROM pg_namespace ORDER BY 1")
+		require.NoError(t, err)
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return names
+	}
+	before := namespaces()
+	p := newProvisioner(t, pool, schema.Config{Extensions: schema.CommonExtensions()})
+	for _, tt := range []struct {
+		name string
+		err  error
+	}{
+		{"nosuch", schema.ErrNotFound},
+		{"public", schema.ErrInvalidName},
+		{"Acme", schema.ErrInvalidName},
+	} {
+		assert.ErrorIs(t, p.Drop(ctx, tt.name), tt.err, tt.name)
+	}
+	assert.Equal(t, before, namespaces())
 }
 
 func TestFailedMigrationCreatesNothing(t *testing.T) {

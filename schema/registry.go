@@ -196,6 +196,25 @@ func inspect(ctx context.Context, tx pgx.Tx, name string) (schemaState, error) {
 	return st, nil
 }
 
+// nothingToDrop reports, for Drop, a database where no tenant was ever registered and
+// no schema is named name: Drop answers ErrNotFound without making the shared schemas
+// on the way. Once they are made, it asks nothing.
+func (p *Provisioner) nothingToDrop(ctx context.Context, name string) (bool, error) {
+	if p.sharedReady.Load() {
+		return false, nil
+	}
+	var absent bool
+	if err := p.db.QueryRow(ctx, `SELECT to_regclass($1) IS NULL
+		AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $2::text)`,
+		execMode, registryTable, name).Scan(&absent); err != nil {
+		return false, fmt.Errorf("schema: drop %q: %w", name, err)
+	}
+	if absent {
+		return true, fmt.Errorf("schema: drop %q: %w", name, ErrNotFound)
+	}
+	return false, nil
+}
+
 // register marks an existing schema as a tenant: its version marker and its
 // registry row, replacing a stale row of the same name. It returns the tenant.
 func (p *Provisioner) register(ctx context.Context, tx pgx.Tx, name string, st schemaState) (Tenant, error) {
