@@ -48,7 +48,7 @@ func Main(m *testing.M) int {
 		return m.Run()
 	}
 	ctx := context.Background()
-	admin, stop, err := server(ctx)
+	admin, conn, stop, err := server(ctx)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "testdb: no PostgreSQL for the tests: %v\n"+
 			"testdb: set DATABASE_URL to a server you can reach, start the local one (pg_ctlcluster 15 main start), or %s\n", err, pgserver.InstallHint)
@@ -56,15 +56,18 @@ func Main(m *testing.M) int {
 	}
 	defer stop()
 	adminURL = admin
-	dropOrphans(ctx)
-	name, err := createDatabase(ctx)
+	// One connection for the setup and one for the teardown: a backend costs a fork
+	// and the server's start-up work, and every test package does this.
+	dropOrphans(ctx, conn)
+	name, err := createDatabase(ctx, conn)
+	_ = conn.Close(ctx)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "testdb: create database: %v\n", err)
 		return 1
 	}
 	dbURL = withDatabase(adminURL, name)
 	code := m.Run()
-	if err := dropDatabase(ctx, name); err != nil {
+	if err := withAdmin(ctx, func(c *pgx.Conn) error { return dropDatabase(ctx, c, name) }); err != nil {
 		fmt.Fprintf(os.Stderr, "testdb: drop database %s: %v\n", name, err)
 	}
 	return code
@@ -116,12 +119,17 @@ func NewDatabase(t testing.TB) string {
 	if adminURL == "" {
 		t.Fatal("testdb: NewDatabase is not available in a re-executed child")
 	}
-	name, err := createDatabase(context.Background())
+	ctx := context.Background()
+	var name string
+	err := withAdmin(ctx, func(c *pgx.Conn) (err error) {
+		name, err = createDatabase(ctx, c)
+		return err
+	})
 	if err != nil {
 		t.Fatalf("testdb: create database: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := dropDatabase(context.Background(), name); err != nil {
+		if err := withAdmin(ctx, func(c *pgx.Conn) error { return dropDatabase(ctx, c, name) }); err != nil {
 			t.Errorf("testdb: drop database %s: %v", name, err)
 		}
 	})
@@ -153,28 +161,41 @@ func Role(t testing.TB, connString string) (string, string) {
 	return u.String(), name
 }
 
-func server(ctx context.Context) (admin string, stop func(), err error) {
+// server finds the server (see the package comment) and returns a connection to it
+// as well, for Main's setup to use and close.
+func server(ctx context.Context) (admin string, conn *pgx.Conn, stop func(), err error) {
 	if u := os.Getenv("DATABASE_URL"); u != "" {
-		return u, func() {}, ping(ctx, u)
+		conn, err = connect(ctx, u)
+		return u, conn, func() {}, err
 	}
-	if ping(ctx, localURL) == nil {
-		return localURL, func() {}, nil
+	if conn, err = connect(ctx, localURL); err == nil {
+		return localURL, conn, func() {}, nil
 	}
 	srv, err := pgserver.Start(ctx, pgserver.Options{})
 	if err != nil {
-		return "", nil, fmt.Errorf("nothing at 127.0.0.1:5432, and a throwaway cluster did not start: %w", err)
+		return "", nil, nil, fmt.Errorf("nothing at 127.0.0.1:5432, and a throwaway cluster did not start: %w", err)
 	}
-	return srv.URL, func() { _ = srv.Stop() }, nil
+	if conn, err = connect(ctx, srv.URL); err != nil {
+		_ = srv.Stop()
+		return "", nil, nil, err
+	}
+	return srv.URL, conn, func() { _ = srv.Stop() }, nil
 }
 
-func ping(ctx context.Context, connString string) error {
+func connect(ctx context.Context, connString string) (*pgx.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	c, err := pgx.Connect(ctx, connString)
+	return pgx.Connect(ctx, connString)
+}
+
+// withAdmin runs fn on a connection of its own to the server's admin database.
+func withAdmin(ctx context.Context, fn func(*pgx.Conn) error) error {
+	c, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
 		return err
 	}
-	return c.Close(ctx)
+	defer c.Close(ctx)
+	return fn(c)
 }
 
 func exec(ctx context.Context, connString, sql string) error {
@@ -194,26 +215,22 @@ func owner() string {
 	return fmt.Sprintf("tenant testdb host=%s pid=%d", host, os.Getpid())
 }
 
-func createDatabase(ctx context.Context) (string, error) {
+func createDatabase(ctx context.Context, c *pgx.Conn) (string, error) {
 	name := "tenant_test_" + packageName() + "_" + randomHex(4)
 	ident := pgx.Identifier{name}.Sanitize()
-	if err := exec(ctx, adminURL, "CREATE DATABASE "+ident); err != nil {
+	if _, err := c.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
 		return "", err
 	}
 	// Commits need not wait for the disk, as on the throwaway cluster (pgserver): the
 	// database is dropped after the tests, and a test that crashes the server starts
 	// a cluster of its own.
-	return name, exec(ctx, adminURL, "COMMENT ON DATABASE "+ident+" IS "+quoteLiteral(owner())+
+	_, err := c.Exec(ctx, "COMMENT ON DATABASE "+ident+" IS "+quoteLiteral(owner())+
 		"; ALTER DATABASE "+ident+" SET synchronous_commit = off")
+	return name, err
 }
 
 // dropOrphans drops test databases made on this host by processes that are gone.
-func dropOrphans(ctx context.Context) {
-	c, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		return
-	}
-	defer c.Close(ctx)
+func dropOrphans(ctx context.Context, c *pgx.Conn) {
 	rows, err := c.Query(ctx, `SELECT d.datname::text, coalesce(shobj_description(d.oid, 'pg_database'), '')
 		FROM pg_database d WHERE d.datname LIKE 'tenant\_test\_%'`)
 	if err != nil {
@@ -236,18 +253,19 @@ func dropOrphans(ctx context.Context) {
 		if syscall.Kill(pid, 0) == nil || pid == os.Getpid() {
 			continue // its maker still runs
 		}
-		_ = dropDatabase(ctx, n[0])
+		_ = dropDatabase(ctx, c, n[0])
 	}
-	_ = exec(ctx, adminURL, dropLostRolesSQL)
+	_, _ = c.Exec(ctx, dropLostRolesSQL)
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-func dropDatabase(ctx context.Context, name string) error {
-	if err := exec(ctx, adminURL, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+func dropDatabase(ctx context.Context, c *pgx.Conn, name string) error {
+	if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 		return err
 	}
-	return exec(ctx, adminURL, dropLostRolesSQL)
+	_, err := c.Exec(ctx, dropLostRolesSQL)
+	return err
 }
 
 // dropLostRolesSQL drops the tenant roles (tenant.Config.Roles, named

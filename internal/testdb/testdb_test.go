@@ -47,9 +47,9 @@ func TestDropOrphans(t *testing.T) {
 		ident := pgx.Identifier{name}.Sanitize()
 		require.NoError(t, exec(ctx, adminURL, "CREATE DATABASE "+ident))
 		require.NoError(t, exec(ctx, adminURL, "COMMENT ON DATABASE "+ident+" IS "+quoteLiteral(label)))
-		t.Cleanup(func() { _ = dropDatabase(ctx, name) })
+		t.Cleanup(func() { _ = withAdmin(ctx, func(c *pgx.Conn) error { return dropDatabase(ctx, c, name) }) })
 	}
-	dropOrphans(ctx)
+	require.NoError(t, withAdmin(ctx, func(c *pgx.Conn) error { dropOrphans(ctx, c); return nil }))
 	dbs := databases(t)
 	assert.False(t, dbs["tenant_test_orphan_dead"])
 	assert.True(t, dbs["tenant_test_orphan_alive"])
@@ -67,11 +67,11 @@ func databaseName(t *testing.T) string {
 // cluster's), and only those: a role of a database that still exists stays.
 func TestDropDatabaseDropsItsTenantRoles(t *testing.T) {
 	ctx := context.Background()
-	name, err := createDatabase(ctx)
-	require.NoError(t, err)
 	c, err := pgx.Connect(ctx, adminURL)
 	require.NoError(t, err)
 	defer c.Close(ctx)
+	name, err := createDatabase(ctx, c)
+	require.NoError(t, err)
 	var gone, kept uint32
 	require.NoError(t, c.QueryRow(ctx, "SELECT oid FROM pg_database WHERE datname = $1", name).Scan(&gone))
 	require.NoError(t, c.QueryRow(ctx, "SELECT oid FROM pg_database WHERE datname = current_database()").Scan(&kept))
@@ -80,7 +80,7 @@ func TestDropDatabaseDropsItsTenantRoles(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { _, _ = c.Exec(ctx, "DROP ROLE IF EXISTS "+keptRole) }()
 
-	require.NoError(t, dropDatabase(ctx, name))
+	require.NoError(t, dropDatabase(ctx, c, name))
 	var roles []string
 	rows, err := c.Query(ctx, "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1) ORDER BY 1", []string{goneRole, keptRole})
 	require.NoError(t, err)
