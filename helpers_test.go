@@ -109,6 +109,45 @@ func (e *env) roundTrips(fn func()) int64 {
 	return e.wire.trips.Load() - before
 }
 
+// shared is the pool every env checks from outside with, one for the package: a
+// backend costs a fork and the server's start-up work, and a check needs no fresh
+// one (the Manager's pool, which the tests are about, is each test's own). A test
+// ends what it begins on it: a transaction, a lock.
+var shared struct {
+	once  sync.Once
+	admin *pgxpool.Pool
+	err   error
+}
+
+func adminPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	shared.once.Do(func() { shared.admin, shared.err = pgxpool.New(context.Background(), testdb.URL(t)) })
+	require.NoError(t, shared.err)
+	return shared.admin
+}
+
+// raise is SQL that fails with the given SQLSTATE, as the server would. It calls a
+// function of the package database rather than running a DO block: the library
+// closes a backend that ran one (its code may have left what the reset cannot
+// remove), and the backend of a failure is to serve on, as after a real one.
+func raise(code, msg string) string {
+	raiseOnce.Do(func() {
+		ctx := context.Background()
+		c, err := pgx.Connect(ctx, testdb.DatabaseURL())
+		if err == nil {
+			_, err = c.Exec(ctx, `CREATE OR REPLACE FUNCTION public.tenant_test_raise(code text, msg text) RETURNS void
+				LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING ERRCODE = code, MESSAGE = msg; END $$`)
+			_ = c.Close(ctx)
+		}
+		if err != nil {
+			panic(fmt.Sprintf("raise: %v", err))
+		}
+	})
+	return fmt.Sprintf(`SELECT public.tenant_test_raise('%s', '%s')`, code, strings.ReplaceAll(msg, "'", "''"))
+}
+
+var raiseOnce sync.Once
+
 // newEnv makes a Manager on the package database with its own pool (maxConns
 // connections, every statement counted) and provisions the given tenants.
 func newEnv(t *testing.T, maxConns int32, cfg tenant.Config, tenants ...string) *env {
@@ -121,7 +160,7 @@ func newEnv(t *testing.T, maxConns int32, cfg tenant.Config, tenants ...string) 
 func newEnvOn(t *testing.T, dsn string, maxConns int32, opts []pool.Option, cfg tenant.Config, tenants ...string) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{admin: testdb.Pool(t), queries: &queryCounter{}, wire: &wire{}, logs: &logBuffer{}}
+	e := &env{admin: adminPool(t), queries: &queryCounter{}, wire: &wire{}, logs: &logBuffer{}}
 	opts = append([]pool.Option{pool.WithMaxConns(maxConns),
 		pool.WithConfig(func(c *pgxpool.Config) {
 			c.ConnConfig.Tracer = e.queries

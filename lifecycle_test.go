@@ -226,8 +226,3 @@ func TestBodyOfFailedAttemptIsDropped(t *testing.T) {
 	assert.Equal(t, "attempt 2;", rec.Body.String())
 	assert.Equal(t, []string{"2"}, rec.Header().Values("X-Attempt"))
 }
-
-// raise is SQL that fails with the given SQLSTATE, as the server would.
-func raise(code, msg string) string {
-	return fmt.Sprintf(`DO $$ BEGIN RAISE EXCEPTION '%s' USING ERRCODE = '%s'; END $$`, strings.ReplaceAll(msg, "'", "''"), code)
-}

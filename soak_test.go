@@ -35,7 +35,8 @@ type soakAnswer struct {
 // earlier request left (wrong schema or tenant marker, session settings, advisory
 // locks, WITH HOLD cursors, temporary tables): any finding answers 500 "leak: ...".
 // X-Conflict makes an attempt meet a serialization failure after its work (it is
-// rolled back and runs again), X-Leave makes it leave session state behind.
+// rolled back and runs again, and its backend serves on), X-Leave makes it leave
+// session state behind.
 type soakApp struct {
 	t        *testing.T
 	timeZone string
