@@ -29,6 +29,17 @@ func tenantBackends(t *testing.T, e *env) int {
 		(SELECT oid FROM pg_database WHERE datname = current_database()) || '\_%'`)
 }
 
+// tenantBackendsSeen describes the backends tenantBackends counts, one a line: pid,
+// role, start, state and query.
+func tenantBackendsSeen(t *testing.T, e *env) string {
+	var seen string
+	assert.NoError(t, e.admin.QueryRow(context.Background(), `SELECT coalesce(string_agg(concat_ws(' ', pid, usename,
+			to_char(backend_start, 'HH24:MI:SS.MS'), state, left(query, 60)), E'\n'), '')
+		FROM pg_stat_activity WHERE usename LIKE 'tenant\_' ||
+		(SELECT oid FROM pg_database WHERE datname = current_database()) || '\_%'`).Scan(&seen))
+	return seen
+}
+
 // rolesEnvWith is rolesEnv with extra options for the Manager's pool, from which the
 // role pools are made.
 func rolesEnvWith(t *testing.T, cfg tenant.Config, opts []pool.Option, tenants ...string) *env {
@@ -140,6 +151,9 @@ func TestRolesredRoleConnsBoundWithSlowLogins(t *testing.T) {
 	e := rolesEnv(t, tenant.Config{RoleConns: 1, RolesDSN: slow.String()}, names...)
 
 	var most atomic.Int64
+	var worst atomic.Value // the backends when most was more than one
+	worst.Store("")
+	started := time.Now()
 	stop := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
@@ -152,6 +166,9 @@ func TestRolesredRoleConnsBoundWithSlowLogins(t *testing.T) {
 			}
 			if n := int64(tenantBackends(t, e)); n > most.Load() {
 				most.Store(n)
+				if n > 1 { // seen once under make test on a loaded machine: say whose they are
+					worst.Store(tenantBackendsSeen(t, e))
+				}
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
@@ -169,7 +186,8 @@ func TestRolesredRoleConnsBoundWithSlowLogins(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // the logins still under way end
 	close(stop)
 	<-sampled
-	assert.LessOrEqual(t, most.Load(), int64(1), "backends of tenant roles at once, with RoleConns 1")
+	assert.LessOrEqual(t, most.Load(), int64(1), "backends of tenant roles at once, with RoleConns 1 (test began %s):\n%s",
+		started.Format("15:04:05.000"), worst.Load())
 }
 
 // Many tenants over few role connections, from many goroutines, some requests giving
