@@ -143,7 +143,8 @@ func raise(code, msg string) string {
 			panic(fmt.Sprintf("raise: %v", err))
 		}
 	})
-	return fmt.Sprintf(`SELECT public.tenant_test_raise('%s', '%s')`, code, strings.ReplaceAll(msg, "'", "''"))
+	quote := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+	return "SELECT public.tenant_test_raise(" + quote(code) + ", " + quote(msg) + ")"
 }
 
 var raiseOnce sync.Once
