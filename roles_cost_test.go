@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,23 +87,9 @@ func TestRolesCost(t *testing.T) {
 // -rolescost.duration, and returns the requests answered per second.
 func rate(t *testing.T, mgr *tenant.Manager, names []string) float64 {
 	t.Helper()
-	var done atomic.Int64
-	stop := time.Now().Add(*rolesCostDuration)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range 8 {
-		wg.Go(func() {
-			for time.Now().Before(stop) {
-				if err := readDoc(context.Background(), mgr, names[rand.IntN(len(names))], 1+rand.IntN(10)); err != nil {
-					t.Error(err)
-					return
-				}
-				done.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	return float64(done.Load()) / time.Since(start).Seconds()
+	return requestRate(t, 8, *rolesCostDuration, func(int) error {
+		return readDoc(context.Background(), mgr, names[rand.IntN(len(names))], 1+rand.IntN(10))
+	})
 }
 
 func parseCounts(t *testing.T, s string) []int {

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
@@ -119,21 +117,8 @@ func (c *ceilingClient) read(ctx context.Context, name string, id int) error {
 func ceilingRate(t *testing.T, cs []*ceilingClient) float64 {
 	t.Helper()
 	ctx := context.Background()
-	var done atomic.Int64
-	stop := time.Now().Add(*spreadDuration)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for _, c := range cs {
-		wg.Go(func() {
-			for time.Now().Before(stop) {
-				id := 1 + rand.IntN(10)
-				if !assert.NoError(t, c.read(ctx, c.tenants[rand.IntN(len(c.tenants))], id)) {
-					return
-				}
-				done.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	return float64(done.Load()) / time.Since(start).Seconds()
+	return requestRate(t, len(cs), *spreadDuration, func(k int) error {
+		c := cs[k]
+		return c.read(ctx, c.tenants[rand.IntN(len(c.tenants))], 1+rand.IntN(10))
+	})
 }

@@ -143,15 +143,26 @@ func throughput(t *testing.T, mgrs []*tenant.Manager, names []string, d time.Dur
 	t.Helper()
 	opened0 := opened(mgrs)
 	ctx := context.Background()
+	perSecond = requestRate(t, *spreadClients, d, func(int) error {
+		i := rand.IntN(len(names))
+		return readDoc(ctx, mgrs[i%len(mgrs)], names[i], 1+rand.IntN(10))
+	})
+	return perSecond, opened(mgrs) - opened0
+}
+
+// requestRate runs workers goroutines, each sending requests (request(worker)) until d has
+// passed, and returns the requests answered per second. A failed request stops its
+// worker and fails the test.
+func requestRate(t *testing.T, workers int, d time.Duration, request func(worker int) error) float64 {
+	t.Helper()
 	var done, failed atomic.Int64
 	stop := time.Now().Add(d)
 	var wg sync.WaitGroup
 	start := time.Now()
-	for range *spreadClients {
+	for w := range workers {
 		wg.Go(func() {
 			for time.Now().Before(stop) {
-				i := rand.IntN(len(names))
-				if err := readDoc(ctx, mgrs[i%len(mgrs)], names[i], 1+rand.IntN(10)); err != nil {
+				if err := request(w); err != nil {
 					failed.Add(1)
 					assert.NoError(t, err)
 					return
@@ -163,7 +174,7 @@ func throughput(t *testing.T, mgrs []*tenant.Manager, names []string, d time.Dur
 	wg.Wait()
 	elapsed := time.Since(start)
 	require.Zero(t, failed.Load())
-	return float64(done.Load()) / elapsed.Seconds(), opened(mgrs) - opened0
+	return float64(done.Load()) / elapsed.Seconds()
 }
 
 // warm sends passes requests for every tenant among names, in a random order, from
