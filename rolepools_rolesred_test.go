@@ -25,9 +25,11 @@ import (
 
 // tenantBackends counts the backends of the tenant roles of e's (package) database.
 func tenantBackends(t *testing.T, e *env) int {
-	return e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE usename LIKE 'tenant\_' ||
-		(SELECT oid FROM pg_database WHERE datname = current_database()) || '\_%'`)
+	return e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE `+ofTenantRoles)
 }
+
+// ofTenantRoles picks, in pg_stat_activity, the backends of this database's tenant roles.
+const ofTenantRoles = `usename LIKE 'tenant\_' || (SELECT oid FROM pg_database WHERE datname = current_database()) || '\_%'`
 
 // tenantBackendsSeen describes the backends tenantBackends counts, one a line: pid,
 // role, start, state and query.
@@ -35,8 +37,7 @@ func tenantBackendsSeen(t *testing.T, e *env) string {
 	var seen string
 	assert.NoError(t, e.admin.QueryRow(context.Background(), `SELECT coalesce(string_agg(concat_ws(' ', pid, usename,
 			to_char(backend_start, 'HH24:MI:SS.MS'), state, left(query, 60)), E'\n'), '')
-		FROM pg_stat_activity WHERE usename LIKE 'tenant\_' ||
-		(SELECT oid FROM pg_database WHERE datname = current_database()) || '\_%'`).Scan(&seen))
+		FROM pg_stat_activity WHERE `+ofTenantRoles).Scan(&seen))
 	return seen
 }
 

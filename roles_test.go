@@ -174,16 +174,12 @@ func TestRolesReachLaterTables(t *testing.T) {
 func TestRolesWarmSet(t *testing.T) {
 	names := []string{newTenantName("rw"), newTenantName("rw"), newTenantName("rw")}
 	e := rolesEnv(t, tenant.Config{}, names...)
-	backends := func() int {
-		return e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE usename LIKE 'tenant\_' ||
-			(SELECT oid FROM pg_database WHERE datname = current_database()) || '\_%'`)
-	}
 	for i := range 9 {
 		name := names[i%3]
 		code, value := inRequest(t, e, name, "SELECT 1", "SELECT current_schema()")
 		require.Equal(t, "", code)
 		require.Equal(t, name, value)
-		require.LessOrEqual(t, backends(), 2)
+		require.LessOrEqual(t, tenantBackends(t, e), 2)
 	}
 	var wg sync.WaitGroup
 	for i := range 24 {
@@ -195,5 +191,5 @@ func TestRolesWarmSet(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	assert.LessOrEqual(t, backends(), 2)
+	assert.LessOrEqual(t, tenantBackends(t, e), 2)
 }
