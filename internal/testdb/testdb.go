@@ -188,9 +188,9 @@ func connect(ctx context.Context, connString string) (*pgx.Conn, error) {
 	return pgx.Connect(ctx, connString)
 }
 
-// withAdmin runs fn on a connection of its own to the server's admin database.
-func withAdmin(ctx context.Context, fn func(*pgx.Conn) error) error {
-	c, err := pgx.Connect(ctx, adminURL)
+// withConn runs fn on a connection of its own to connString.
+func withConn(ctx context.Context, connString string, fn func(*pgx.Conn) error) error {
+	c, err := pgx.Connect(ctx, connString)
 	if err != nil {
 		return err
 	}
@@ -198,14 +198,16 @@ func withAdmin(ctx context.Context, fn func(*pgx.Conn) error) error {
 	return fn(c)
 }
 
+// withAdmin runs fn on a connection of its own to the server's admin database.
+func withAdmin(ctx context.Context, fn func(*pgx.Conn) error) error {
+	return withConn(ctx, adminURL, fn)
+}
+
 func exec(ctx context.Context, connString, sql string) error {
-	c, err := pgx.Connect(ctx, connString)
-	if err != nil {
+	return withConn(ctx, connString, func(c *pgx.Conn) error {
+		_, err := c.Exec(ctx, sql)
 		return err
-	}
-	defer c.Close(ctx)
-	_, err = c.Exec(ctx, sql)
-	return err
+	})
 }
 
 // owner labels a database with the process that made it, so a later run can tell a
