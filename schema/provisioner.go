@@ -212,7 +212,7 @@ func (p *Provisioner) Drop(ctx context.Context, name string) error {
 	if err := p.Validate(name); err != nil {
 		return err
 	}
-	if absent, err := p.nothingToDrop(ctx, name); err != nil || absent {
+	if err := p.existing(ctx, "drop", name); err != nil {
 		return err
 	}
 	if err := p.ensureShared(ctx); err != nil { // the registry, which Drop reads
@@ -312,6 +312,11 @@ const (
 func (p *Provisioner) provision(ctx context.Context, name string, m mode) error {
 	if err := p.Validate(name); err != nil {
 		return err
+	}
+	if m == modeMigrate {
+		if err := p.existing(ctx, "migrate", name); err != nil {
+			return err
+		}
 	}
 	if err := p.ensureShared(ctx); err != nil {
 		return err

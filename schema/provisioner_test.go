@@ -123,9 +123,10 @@ func TestEnsureSeesDropByAnyone(t *testing.T) {
 	assert.Equal(t, 2, count(t, pool, `SELECT count(*) FROM "`+name+`".tenant_migrations`))
 }
 
-// Dropping a tenant that does not exist, in a database no tenant was ever made in,
-// changes nothing: it makes no shared schema on the way to ErrNotFound.
-func TestDropOfNoTenantMakesNothing(t *testing.T) {
+// A verb for an existing tenant (Drop, Migrate, Suspend, Resume, SetMetadata, Adopt)
+// given a name that is no tenant, in a database no tenant was ever made in, changes
+// nothing: it makes no shared schema on the way to ErrNotFound.
+func TestVerbsOnNoTenantMakeNothing(t *testing.T) {
 	ctx := context.Background()
 	pool := testdb.PoolFor(t, testdb.NewDatabase(t))
 	namespaces := func() []string {
@@ -137,15 +138,25 @@ func TestDropOfNoTenantMakesNothing(t *testing.T) {
 	}
 	before := namespaces()
 	p := newProvisioner(t, pool, schema.Config{Extensions: schema.CommonExtensions()})
-	for _, tt := range []struct {
-		name string
-		err  error
-	}{
-		{"nosuch", schema.ErrNotFound},
-		{"public", schema.ErrInvalidName},
-		{"Acme", schema.ErrInvalidName},
-	} {
-		assert.ErrorIs(t, p.Drop(ctx, tt.name), tt.err, tt.name)
+	verbs := map[string]func(string) error{
+		"Drop":        func(name string) error { return p.Drop(ctx, name) },
+		"Migrate":     func(name string) error { return p.Migrate(ctx, name) },
+		"Suspend":     func(name string) error { return p.Suspend(ctx, name) },
+		"Resume":      func(name string) error { return p.Resume(ctx, name) },
+		"SetMetadata": func(name string) error { return p.SetMetadata(ctx, name, map[string]string{"plan": "pro"}) },
+		"Adopt":       func(name string) error { return p.Adopt(ctx, name) },
+	}
+	for verb, run := range verbs {
+		for _, tt := range []struct {
+			name string
+			err  error
+		}{
+			{"nosuch", schema.ErrNotFound},
+			{"public", schema.ErrInvalidName},
+			{"Acme", schema.ErrInvalidName},
+		} {
+			assert.ErrorIs(t, run(tt.name), tt.err, "%s(%q)", verb, tt.name)
+		}
 	}
 	assert.Equal(t, before, namespaces())
 }

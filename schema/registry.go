@@ -108,6 +108,9 @@ func (p *Provisioner) Adopt(ctx context.Context, name string) error {
 	if err := p.Validate(name); err != nil {
 		return err
 	}
+	if err := p.existing(ctx, "adopt", name); err != nil {
+		return err
+	}
 	if err := p.ensureShared(ctx); err != nil {
 		return err
 	}
@@ -196,23 +199,24 @@ func inspect(ctx context.Context, tx pgx.Tx, name string) (schemaState, error) {
 	return st, nil
 }
 
-// nothingToDrop reports, for Drop, a database where no tenant was ever registered and
-// no schema is named name: Drop answers ErrNotFound without making the shared schemas
-// on the way. Once they are made, it asks nothing.
-func (p *Provisioner) nothingToDrop(ctx context.Context, name string) (bool, error) {
+// existing answers ErrNotFound for a verb on an existing tenant (Drop, Migrate,
+// Adopt, Suspend and the other updates) where no tenant was ever registered and no
+// schema is named name, so that the verb makes no shared schema on the way to that
+// answer. Once the shared schemas are made, it asks nothing.
+func (p *Provisioner) existing(ctx context.Context, verb, name string) error {
 	if p.sharedReady.Load() {
-		return false, nil
+		return nil
 	}
 	var absent bool
 	if err := p.db.QueryRow(ctx, `SELECT to_regclass($1) IS NULL
 		AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $2::text)`,
 		execMode, registryTable, name).Scan(&absent); err != nil {
-		return false, fmt.Errorf("schema: drop %q: %w", name, err)
+		return fmt.Errorf("schema: %s %q: %w", verb, name, err)
 	}
 	if absent {
-		return true, fmt.Errorf("schema: drop %q: %w", name, ErrNotFound)
+		return fmt.Errorf("schema: %s %q: %w", verb, name, ErrNotFound)
 	}
-	return false, nil
+	return nil
 }
 
 // register marks an existing schema as a tenant: its version marker and its

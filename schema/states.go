@@ -91,6 +91,9 @@ func (p *Provisioner) update(ctx context.Context, what, name, set, value string,
 	if err := p.Validate(name); err != nil {
 		return err
 	}
+	if err := p.existing(ctx, what, name); err != nil {
+		return err
+	}
 	if err := p.ensureShared(ctx); err != nil {
 		return err
 	}
