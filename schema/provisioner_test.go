@@ -145,6 +145,8 @@ func TestVerbsOnNoTenantMakeNothing(t *testing.T) {
 		"Resume":      func(name string) error { return p.Resume(ctx, name) },
 		"SetMetadata": func(name string) error { return p.SetMetadata(ctx, name, map[string]string{"plan": "pro"}) },
 		"Adopt":       func(name string) error { return p.Adopt(ctx, name) },
+		"Lookup":      func(name string) error { _, err := p.Lookup(ctx, name); return err },
+		"Info":        func(name string) error { _, err := p.Info(ctx, name); return err },
 	}
 	for verb, run := range verbs {
 		for _, tt := range []struct {
@@ -158,6 +160,12 @@ func TestVerbsOnNoTenantMakeNothing(t *testing.T) {
 			assert.ErrorIs(t, run(tt.name), tt.err, "%s(%q)", verb, tt.name)
 		}
 	}
+	listed, err := p.List(ctx, "")
+	assert.NoError(t, err)
+	assert.Empty(t, listed)
+	infos, err := p.ListInfo(ctx, "")
+	assert.NoError(t, err)
+	assert.Empty(t, infos)
 	assert.Equal(t, before, namespaces())
 }
 
