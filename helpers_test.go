@@ -63,6 +63,7 @@ type env struct {
 	queries *queryCounter
 	wire    *wire // round trips on the Manager's connections
 	logs    *logBuffer
+	tenants []string // the tenants newEnv provisioned
 }
 
 // wire counts round trips on the connections it dialed: one starts each time the
@@ -161,7 +162,7 @@ func newEnv(t *testing.T, maxConns int32, cfg tenant.Config, tenants ...string) 
 func newEnvOn(t *testing.T, dsn string, maxConns int32, opts []pool.Option, cfg tenant.Config, tenants ...string) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{admin: adminPool(t), queries: &queryCounter{}, wire: &wire{}, logs: &logBuffer{}}
+	e := &env{admin: adminPool(t), queries: &queryCounter{}, wire: &wire{}, logs: &logBuffer{}, tenants: tenants}
 	opts = append([]pool.Option{pool.WithMaxConns(maxConns),
 		pool.WithConfig(func(c *pgxpool.Config) {
 			c.ConnConfig.Tracer = e.queries

@@ -25,11 +25,14 @@ import (
 
 // tenantBackends counts the backends of the tenant roles of e's (package) database.
 func tenantBackends(t *testing.T, e *env) int {
-	return e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE `+ofTenantRoles)
+	return e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE `+ofTenantRoles, e.tenants)
 }
 
-// ofTenantRoles picks, in pg_stat_activity, the backends of this database's tenant roles.
-const ofTenantRoles = `usename LIKE 'tenant\_' || (SELECT oid FROM pg_database WHERE datname = current_database()) || '\_%'`
+// ofTenantRoles picks, in pg_stat_activity, the backends of the roles of the tenants
+// in $1: a test's own. The package's other tests log in as tenant roles of the same
+// database, and their backends can still be exiting when the next test counts.
+const ofTenantRoles = `usename IN (SELECT 'tenant_' || d.oid || '_' || n.oid FROM pg_database d, pg_namespace n
+	WHERE d.datname = current_database() AND n.nspname = ANY($1))`
 
 // tenantBackendsSeen describes the backends tenantBackends counts, one a line: pid,
 // role, start, state and query.
@@ -37,7 +40,7 @@ func tenantBackendsSeen(t *testing.T, e *env) string {
 	var seen string
 	assert.NoError(t, e.admin.QueryRow(context.Background(), `SELECT coalesce(string_agg(concat_ws(' ', pid, usename,
 			to_char(backend_start, 'HH24:MI:SS.MS'), state, left(query, 60)), E'\n'), '')
-		FROM pg_stat_activity WHERE `+ofTenantRoles).Scan(&seen))
+		FROM pg_stat_activity WHERE `+ofTenantRoles, e.tenants).Scan(&seen))
 	return seen
 }
 
