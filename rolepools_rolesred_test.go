@@ -23,7 +23,7 @@ import (
 	"github.com/tenantkit/tenant/schema"
 )
 
-// tenantBackends counts the backends of the tenant roles of e's (package) database.
+// tenantBackends counts the backends of the roles of e's tenants.
 func tenantBackends(t *testing.T, e *env) int {
 	return e.count(t, `SELECT count(*) FROM pg_stat_activity WHERE `+ofTenantRoles, e.tenants)
 }
