@@ -102,12 +102,24 @@ func owner(dir string) (int, bool) {
 	if err = syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 		return pid, false
 	}
-	// Where /proc tells the process's command (Linux), it must be this program's.
+	// Where /proc tells the process's command (Linux), it must be this program: one
+	// named example-app (make run's binary, go run's), or this very executable,
+	// whatever its name.
 	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
 		argv0, _, _ := strings.Cut(string(cmdline), "\x00")
-		return pid, strings.HasPrefix(filepath.Base(argv0), "example-app")
+		return pid, strings.HasPrefix(filepath.Base(argv0), "example-app") || sameExecutable(pid)
 	}
 	return pid, true
+}
+
+// sameExecutable reports whether process pid runs the executable this process runs.
+func sameExecutable(pid int) bool {
+	self, err := os.Executable()
+	if err != nil {
+		return false
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return err == nil && exe == self
 }
 
 // stopPrivate is the stop command: it stops the private server under DATA_DIR, left

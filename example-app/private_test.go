@@ -97,6 +97,38 @@ func deadPID(t *testing.T) int {
 	return p.Pid
 }
 
+// The owner file names a serve only while that process runs this program: a dead
+// process, or a live one of another program that took the id over, owns nothing.
+func TestOwner(t *testing.T) {
+	other, err := os.StartProcess("/bin/sleep", []string{"sleep", "30"}, &os.ProcAttr{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = other.Kill(); _, _ = other.Wait() })
+	for _, tt := range []struct {
+		name    string
+		content string
+		pid     int
+		alive   bool
+	}{
+		{"this program, whatever its executable's name", strconv.Itoa(os.Getpid()), os.Getpid(), true},
+		{"another program", strconv.Itoa(other.Pid) + "\n", other.Pid, false},
+		{"a process that ended", strconv.Itoa(deadPID(t)), -1, false},
+		{"not a process id", "acme", 0, false},
+		{"no owner file", "", 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.content != "" {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, ownerFile), []byte(tt.content), 0o644))
+			}
+			pid, alive := owner(dir)
+			if tt.pid >= 0 {
+				assert.Equal(t, tt.pid, pid)
+			}
+			assert.Equal(t, tt.alive, alive)
+		})
+	}
+}
+
 // A busy port fails at once, before any database starts, and says how to pick another.
 func TestServeBusyPort(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
