@@ -6,6 +6,9 @@ import "github.com/jackc/pgx/v5/pgxpool"
 // a test can check what they did, or that none ran.
 func (m *Manager) WaitAfterCommit() { m.hooks.wg.Wait() }
 
+// QuoteLiteral is the library's SQL string literal quoting, for tests that write SQL.
+var QuoteLiteral = quoteLiteral
+
 // WarnAfterMisses is how many requests without a tenant a Middleware answers before it
 // warns that its resolver may sit in the wrong place.
 const WarnAfterMisses = warnAfterMisses

@@ -144,8 +144,7 @@ func raise(code, msg string) string {
 			panic(fmt.Sprintf("raise: %v", err))
 		}
 	})
-	quote := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-	return "SELECT public.tenant_test_raise(" + quote(code) + ", " + quote(msg) + ")"
+	return "SELECT public.tenant_test_raise(" + tenant.QuoteLiteral(code) + ", " + tenant.QuoteLiteral(msg) + ")"
 }
 
 var raiseOnce sync.Once
