@@ -123,9 +123,10 @@ func TestEnsureSeesDropByAnyone(t *testing.T) {
 	assert.Equal(t, 2, count(t, pool, `SELECT count(*) FROM "`+name+`".tenant_migrations`))
 }
 
-// A verb for an existing tenant (Drop, Migrate, Suspend, Resume, SetMetadata, Adopt)
-// given a name that is no tenant, in a database no tenant was ever made in, changes
-// nothing: it makes no shared schema on the way to ErrNotFound.
+// A verb for an existing tenant (Drop, Migrate, Suspend, Resume, SetMetadata, Adopt,
+// and the reads Lookup and Info) given a name that is no tenant, in a database no
+// tenant was ever made in, changes nothing: it makes no shared schema on the way to
+// ErrNotFound.
 func TestVerbsOnNoTenantMakeNothing(t *testing.T) {
 	ctx := context.Background()
 	pool := testdb.PoolFor(t, testdb.NewDatabase(t))
